@@ -1,0 +1,123 @@
+"""Configuration dataclasses with a JSON round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .domains import LabelSpace, celeba
+
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and label space: everything needed to build G and D (DESIGN decision 1)."""
+
+    label_space: LabelSpace = field(default_factory=lambda: LabelSpace((celeba(),)))
+    image_size: int = 128
+    g_conv_dim: int = 64
+    g_repeat_num: int = 6
+    d_conv_dim: int = 64
+    d_repeat_num: int = 6
+
+    @property
+    def g_label_dim(self) -> int:
+        return self.label_space.g_dim
+
+    @property
+    def d_label_dim(self) -> int:
+        return self.label_space.d_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["label_space"] = self.label_space.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config field(s) {sorted(unknown)}; known: {sorted(known)}")
+        data = dict(data)
+        if "label_space" in data:
+            data["label_space"] = LabelSpace.from_dict(data["label_space"])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe. Defaults are the paper's (Choi et al. 2018, section 4 and appendix)."""
+
+    # data: a CelebA-format folder and/or expression folders (class folders named by expression)
+    celeba_dir: str | None = None
+    celeba_attrs: list[str] = field(default_factory=lambda: ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"])
+    celeba_crop_size: int | None = None  # 178 for img_align_celeba; None for pre-cropped squares
+    celeba_test_size: int = 2000  # held-out images when list_eval_partition.txt is absent
+    expression_dirs: list[str] = field(default_factory=list)  # merged into one 8-name block
+    grayscale_dirs: list[str] = field(default_factory=list)  # datasets to learn on luminance (see data.py)
+    # architecture
+    image_size: int = 128
+    g_conv_dim: int = 64
+    g_repeat_num: int = 6
+    d_conv_dim: int = 64
+    d_repeat_num: int = 6
+    # losses
+    adv_loss: str = "wgan-gp"
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    gp_every: int = 1  # apply the gradient penalty on every k-th D step (scaled by k), 1 = the paper
+    # optimisation
+    batch_size: int = 16
+    num_iters: int = 200_000
+    num_iters_decay: int = 100_000
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 5
+    ema_decay: float = 0.999  # 0 disables the moving average of G
+    # speed
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    channels_last: bool = True
+    compile: bool = False
+    num_workers: int = 2
+    seed: int = 1234
+    deterministic: bool = False
+    # bookkeeping
+    run_dir: str = "runs/stargan"
+    log_every: int = 10
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    export_every: int = 0  # 0: export the weights folder only at the end
+    max_minutes: float = 0.0  # stop (with a checkpoint and export) after this wall time; 0 = no limit
+    push_to_hub: str | None = None
+    template: list[list[float]] | None = None  # alignment template stored in the exported config.json
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training option(s) {sorted(unknown)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
