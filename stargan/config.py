@@ -66,7 +66,6 @@ class TrainConfig:
     celeba_crop_size: int | None = None  # 178 for img_align_celeba; None for pre-cropped squares
     celeba_test_size: int = 2000  # held-out images when list_eval_partition.txt is absent
     expression_dirs: list[str] = field(default_factory=list)  # merged into one 8-name block
-    grayscale_dirs: list[str] = field(default_factory=list)  # datasets to learn on luminance (see data.py)
     # architecture
     image_size: int = 128
     g_conv_dim: int = 64

@@ -3,8 +3,6 @@ reconstruction, combined with the paper's weights into ``d_loss`` and ``g_loss``
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 
@@ -31,15 +29,22 @@ def adversarial_g(fake_src: torch.Tensor, kind: str = "wgan-gp") -> torch.Tensor
     raise ValueError(f"unknown adversarial loss {kind!r}; choose one of {ADV_LOSSES}")
 
 
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     alpha: torch.Tensor | None = None) -> torch.Tensor:
-    """WGAN-GP: mean over samples of (||grad_x critic(x_hat)||_2 - 1)^2 on random interpolates x_hat."""
+def interpolate(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """Random points on the lines between real and fake samples, ready for the gradient penalty."""
     if alpha is None:
-        alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device, dtype=real.dtype)
-    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    out = critic(x_hat)
-    (grad,) = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
-    norm = grad.float().flatten(1).norm(2, dim=1)
+        alpha = torch.rand(real.size(0), device=real.device)
+    alpha = alpha.to(real.device, real.dtype).view(-1, 1, 1, 1)
+    return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+
+
+def gradient_penalty(critic_out: torch.Tensor, x_hat: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
+    """WGAN-GP: mean over samples of (||d critic(x_hat) / d x_hat||_2 - 1)^2.
+
+    ``grad_scale`` is the fp16 GradScaler's scale: the output is scaled before differentiation (so small
+    gradients survive fp16) and the gradient unscaled after, as PyTorch's AMP guide does for penalties.
+    """
+    (grad,) = torch.autograd.grad(critic_out.float().sum() * grad_scale, x_hat, create_graph=True)
+    norm = (grad.float() / grad_scale).flatten(1).norm(2, dim=1)
     return ((norm - 1) ** 2).mean()
 
 
@@ -63,17 +68,26 @@ def reconstruction(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
 
 def d_loss(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, values: torch.Tensor, labels: LabelSpace,
            dataset: str | None = None, adv: str = "wgan-gp", lambda_cls: float = 1.0, lambda_gp: float = 10.0,
-           with_gp: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           with_gp: bool = True, gp_alpha: torch.Tensor | None = None,
+           grad_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_D = -L_adv + lambda_cls * L_cls^r (+ lambda_gp * L_gp for WGAN-GP). Returns the total and the named,
-    detached terms. ``lambda_gp`` may carry a lazy-regularisation factor (the trainer scales it by k when the
-    penalty runs on every k-th step)."""
-    real_src, real_cls = D(real)
-    fake_src, _ = D(fake.detach())
-    terms = {"adv": adversarial_d(real_src, fake_src, adv),
-             "cls": classification(real_cls, values, labels, dataset)}
+    detached terms.
+
+    Real, fake and interpolated images go through D in one batch: D has no batch statistics, so this equals
+    three calls, costs one, and keeps DDP to a single forward per backward.
+    """
+    n = real.size(0)
+    batch = [real, fake.detach()]
+    use_gp = adv == "wgan-gp" and with_gp
+    if use_gp:
+        x_hat = interpolate(real, fake, gp_alpha)
+        batch.append(x_hat)
+    src, cls = D(torch.cat(batch))
+    terms = {"adv": adversarial_d(src[:n], src[n:2 * n], adv),
+             "cls": classification(cls[:n], values, labels, dataset)}
     total = terms["adv"] + lambda_cls * terms["cls"]
-    if adv == "wgan-gp" and with_gp:
-        terms["gp"] = gradient_penalty(lambda x: D(x)[0], real, fake)
+    if use_gp:
+        terms["gp"] = gradient_penalty(src[2 * n:], x_hat, grad_scale)
         total = total + lambda_gp * terms["gp"]
     return total, {k: v.detach() for k, v in terms.items()}
 

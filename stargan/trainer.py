@@ -1,0 +1,442 @@
+"""The training loop: the paper's recipe on one or several datasets (mask vector), on CPU or CUDA, with
+bf16/fp16 autocast, channels_last, optional torch.compile, DDP through torchrun, checkpoints and logs.
+
+Reproducibility: every random draw of a step (batch order, flips, target labels, interpolation weights) comes
+from generators seeded by (seed, step), made for the *global* batch and sliced per rank. A resumed run and a
+run on N processes therefore compute what one uninterrupted process computes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from . import checkpoint as ckpt
+from .config import ModelConfig, TrainConfig
+from .data import CelebADataset, ExpressionDataset, StepBatchSampler
+from .domains import LabelSpace, celeba, expressions
+from .losses import d_loss, g_loss
+from .models import build_discriminator, build_generator, count_parameters
+
+log = logging.getLogger(__name__)
+
+
+# ---- devices and precision (the one helper for both, DESIGN "one way to do each thing") -----------------
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    return device
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in ("bf16", "fp16"):
+        raise ValueError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> DistInfo:
+        """torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them this is one process."""
+        if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+# ---- data sources -----------------------------------------------------------------------------------------
+CELEBA_BLOCK = "celeba"
+EXPRESSION_BLOCK = "rafd"
+
+
+def build_label_space(cfg: TrainConfig) -> LabelSpace:
+    datasets = []
+    if cfg.celeba_dir:
+        datasets.append(celeba(cfg.celeba_attrs, name=CELEBA_BLOCK))
+    if cfg.expression_dirs:
+        datasets.append(expressions(name=EXPRESSION_BLOCK))
+    if not datasets:
+        raise ValueError("no training data: give --celeba-dir and/or --expression-dir")
+    return LabelSpace(tuple(datasets))
+
+
+def build_datasets(cfg: TrainConfig, labels: LabelSpace) -> dict[str, Dataset]:
+    """Train datasets by block name, in the label space's order; all data errors surface here."""
+    out: dict[str, Dataset] = {}
+    for d in labels.datasets:
+        if d.name == CELEBA_BLOCK:
+            out[d.name] = CelebADataset(cfg.celeba_dir, d, "train", cfg.image_size, cfg.celeba_crop_size,
+                                        cfg.celeba_test_size)
+        else:
+            out[d.name] = ExpressionDataset(cfg.expression_dirs, d, cfg.image_size)
+    return out
+
+
+def model_config(cfg: TrainConfig, labels: LabelSpace) -> ModelConfig:
+    return ModelConfig(label_space=labels, image_size=cfg.image_size, g_conv_dim=cfg.g_conv_dim,
+                       g_repeat_num=cfg.g_repeat_num, d_conv_dim=cfg.d_conv_dim, d_repeat_num=cfg.d_repeat_num)
+
+
+def step_generator(seed: int, step: int, source: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step * 16 + source)
+
+
+def learning_rate(base: float, step: int, cfg: TrainConfig) -> float:
+    """Constant, then linear decay to zero over the last ``num_iters_decay`` steps (the paper's schedule)."""
+    if cfg.num_iters_decay <= 0:
+        return base
+    start = cfg.num_iters - cfg.num_iters_decay
+    return base if step < start else base * max(0.0, (cfg.num_iters - step) / cfg.num_iters_decay)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.dist = DistInfo.from_env()
+        self.device = resolve_device(cfg.device)
+        if self.dist.world_size > 1 and not dist.is_initialized():
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.dist.local_rank)
+                self.device = torch.device("cuda", self.dist.local_rank)
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if cfg.batch_size % self.dist.world_size:
+            raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the {self.dist.world_size} processes")
+        torch.manual_seed(cfg.seed)
+        self.run_dir = Path(cfg.run_dir)
+        self.labels = build_label_space(cfg)
+        self.model_config = model_config(cfg, self.labels)
+        self.datasets = build_datasets(cfg, self.labels)
+
+        self.G = build_generator(self.model_config).to(self.device)
+        self.D = build_discriminator(self.model_config).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema_decay > 0 else None
+        if cfg.channels_last:
+            for m in (self.G, self.D, self.G_ema):
+                if m is not None:
+                    m.to(memory_format=torch.channels_last)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.step = 0
+        self.g_updates = 0
+        self.wall_time = 0.0
+        if resume:
+            self._load(resume)
+
+        # DDP wraps the modules that take gradient steps; the raw modules are what is saved.
+        G_train, D_train = self.G, self.D
+        if self.dist.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            G_train = nn.parallel.DistributedDataParallel(self.G, device_ids=ids)
+            D_train = nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
+        if cfg.compile:
+            G_train, D_train = torch.compile(G_train), torch.compile(D_train)
+        self.G_train, self.D_train = G_train, D_train
+
+    # ---- state ----------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "step": self.step, "g_updates": self.g_updates, "wall_time": self.wall_time,
+            "train_config": self.cfg.to_dict(), "model_config": self.model_config.to_dict(),
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "scaler": self.scaler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+
+    def _load(self, path: str | Path) -> None:
+        state = ckpt.load_checkpoint(path)
+        saved = ModelConfig.from_dict(state["model_config"])
+        if saved != self.model_config:
+            raise ValueError(f"{path} was trained with a different model or data ({saved}); resume with the same "
+                             "options as the original run (they are in the run directory's options.json)")
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.G_ema is not None and state.get("G_ema") is not None:
+            self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.g_updates, self.wall_time = state["step"], state["g_updates"], state.get("wall_time", 0.0)
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        log.info("resumed from %s at step %d", path, self.step)
+
+    # ---- data -------------------------------------------------------------------------------------------------
+    def _loaders(self) -> dict[str, Iterator]:
+        out = {}
+        for i, (name, ds) in enumerate(self.datasets.items()):
+            sampler = StepBatchSampler(len(ds), self.cfg.batch_size, self.step, self.cfg.num_iters,
+                                       self.cfg.seed + 101 * i, self.dist.rank, self.dist.world_size)
+            workers = self.cfg.num_workers
+            loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers,
+                                pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                                prefetch_factor=4 if workers > 0 else None)
+            out[name] = iter(loader)
+        return out
+
+    def _global_values(self, values: torch.Tensor) -> torch.Tensor:
+        if self.dist.world_size == 1:
+            return values
+        gathered = [torch.empty_like(values) for _ in range(self.dist.world_size)]
+        dist.all_gather(gathered, values)  # tiny: one label row per sample
+        return torch.cat(gathered)
+
+    # ---- one iteration ----------------------------------------------------------------------------------------
+    def train_step(self, source: int, name: str, x: torch.Tensor, values: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, labels = self.cfg, self.labels
+        rng = step_generator(cfg.seed, self.step, source)
+        n_global = cfg.batch_size
+        flip, perm, alpha = torch.rand(n_global, generator=rng) < 0.5, torch.randperm(n_global, generator=rng), \
+            torch.rand(n_global, generator=rng)
+        local = slice(self.dist.rank * x.size(0), (self.dist.rank + 1) * x.size(0))
+        values = values.to(self.device)
+        trg_values = self._global_values(values)[perm.to(self.device)][local]
+        x = x.to(self.device, non_blocking=True)
+        x = torch.where(flip[local].to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        c_org, c_trg = labels.g_label(values, name).to(self.device), labels.g_label(trg_values, name).to(self.device)
+        metrics: dict[str, torch.Tensor] = {}
+
+        # D step: fake from the raw G without gradients (no DDP forward needed).
+        with torch.no_grad(), autocast(self.device, cfg.precision):
+            fake = self.G(x, c_trg)
+        gp_now = self.step % cfg.gp_every == 0
+        with autocast(self.device, cfg.precision):
+            loss, terms = d_loss(self.D_train, x, fake, values, labels, name, cfg.adv_loss, cfg.lambda_cls,
+                                 cfg.lambda_gp * cfg.gp_every, with_gp=gp_now, gp_alpha=alpha[local],
+                                 grad_scale=self.scaler.get_scale() if self.scaler.is_enabled() else 1.0)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        metrics.update({f"D/{name}/{k}": v for k, v in terms.items()})
+        metrics[f"D/{name}/total"] = loss.detach()
+
+        if (self.step + 1) % cfg.n_critic == 0:
+            # G step: D frozen, so no gradients for D's weights are computed at all.
+            self.D.requires_grad_(False)
+            with autocast(self.device, cfg.precision):
+                loss, terms = g_loss(self.G_train, self.D, x, c_org, c_trg, trg_values, labels, name, cfg.adv_loss,
+                                     cfg.lambda_cls, cfg.lambda_rec)
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt_g)
+            self.scaler.update()
+            self.D.requires_grad_(True)
+            metrics.update({f"G/{name}/{k}": v for k, v in terms.items()})
+            metrics[f"G/{name}/total"] = loss.detach()
+        return metrics
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.G_ema is None:
+            return
+        # Warm-up: a short run must not be dominated by the random initialisation.
+        decay = min(self.cfg.ema_decay, (1 + self.g_updates) / (10 + self.g_updates))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.lerp_(p.detach(), 1 - decay)
+
+    # ---- the loop -----------------------------------------------------------------------------------------------
+    def fit(self) -> Path | None:
+        cfg = self.cfg
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "options.json")
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+        writer = _tensorboard(self.run_dir) if main else None
+        metrics_file = open(self.run_dir / "metrics.jsonl", "a") if main else None  # noqa: SIM115 (closed in finally)
+        loaders = self._loaders()
+        sample_inputs = self._sample_inputs() if main else None
+        progress = _progress(self.step, cfg.num_iters, main)
+        pending: dict[str, list[torch.Tensor]] = {}
+        start_time = time.time() - self.wall_time
+        stop_reason = "done"
+        try:
+            while self.step < cfg.num_iters:
+                for group in (self.opt_g, self.opt_d):
+                    base = cfg.g_lr if group is self.opt_g else cfg.d_lr
+                    for pg in group.param_groups:
+                        pg["lr"] = learning_rate(base, self.step, cfg)
+                for source, name in enumerate(loaders):
+                    x, values = next(loaders[name])
+                    for k, v in self.train_step(source, name, x, values).items():
+                        pending.setdefault(k, []).append(v)
+                if (self.step + 1) % cfg.n_critic == 0:
+                    self.g_updates += 1
+                    self._update_ema()
+                self.step += 1
+                self.wall_time = time.time() - start_time
+                progress.update(1)
+                if main and (self.step % cfg.log_every == 0 or self.step == cfg.num_iters):
+                    # One host sync per log interval, not per step.
+                    row = {k: torch.stack(v).float().mean().item() for k, v in pending.items()}
+                    pending.clear()
+                    row.update(step=self.step, lr=self.opt_g.param_groups[0]["lr"], time=round(self.wall_time, 2))
+                    metrics_file.write(json.dumps(row) + "\n")
+                    metrics_file.flush()
+                    if writer is not None:
+                        for k, v in row.items():
+                            if "/" in k:
+                                writer.add_scalar(k, v, self.step)
+                    progress.set_postfix({k.replace("/total", ""): f"{v:.3g}" for k, v in row.items()
+                                          if k.endswith("/total")})
+                elif not main:
+                    pending.clear()
+                if main and cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self.save_samples(sample_inputs, self.run_dir / "samples" / f"step_{self.step:08d}.png")
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if main and cfg.export_every and self.step % cfg.export_every == 0:
+                    self.export(self.run_dir / "export")
+                if cfg.max_minutes and self.wall_time > cfg.max_minutes * 60:
+                    stop_reason = f"time limit of {cfg.max_minutes} minutes"
+                    break
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+        finally:
+            progress.close()
+            if metrics_file:
+                metrics_file.close()
+            if writer is not None:
+                writer.close()
+        log.info("training stopped at step %d (%s) after %.0f s", self.step, stop_reason, self.wall_time)
+        self.save_checkpoint()
+        if not main:
+            return None
+        self.save_samples(sample_inputs, self.run_dir / "samples" / f"step_{self.step:08d}.png")
+        folder = self.export(self.run_dir / "export")
+        if cfg.push_to_hub:
+            from .weights import push_to_hub
+            url = push_to_hub(folder, cfg.push_to_hub)
+            log.info("pushed to the Hub: %s", url)
+        return folder
+
+    def save_checkpoint(self) -> None:
+        if self.dist.is_main:
+            ckpt.save_checkpoint(self.run_dir, self.step, self.state(), self.cfg.keep_checkpoints)
+        if self.dist.world_size > 1:
+            dist.barrier()
+
+    # ---- samples and export -------------------------------------------------------------------------------------
+    def _sample_inputs(self, per_dataset: int = 4) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        out = []
+        for name, ds in self.datasets.items():
+            items = [ds[i] for i in range(min(per_dataset, len(ds)))]
+            out.append((name, torch.stack([x for x, _ in items]), torch.stack([v for _, v in items])))
+        return out
+
+    @torch.no_grad()
+    def save_samples(self, inputs: list, path: Path) -> None:
+        """A grid: one row per input, the input then one column per single-domain target of every dataset."""
+        import torchvision.utils as vutils
+
+        G = self.G_ema if self.G_ema is not None else self.G
+        rows = []
+        for name, x, values in inputs:
+            x = x.to(self.device)
+            columns = [x]
+            for d in self.labels.datasets:
+                base = values if d.name == name else torch.zeros(x.size(0), len(d))
+                for _, target in self.labels.single_domain_targets(d.name, base):
+                    with autocast(self.device, self.cfg.precision):
+                        columns.append(G(x, self.labels.g_label(target, d.name).to(self.device)).float())
+            rows.append(torch.cat(columns, dim=3))
+        grid = torch.cat(rows, dim=2)
+        vutils.save_image(grid * 0.5 + 0.5, path, nrow=1, padding=0)
+
+    def provenance(self) -> dict:
+        data = {}
+        for name, ds in self.datasets.items():
+            source = self.cfg.celeba_dir if name == CELEBA_BLOCK else self.cfg.expression_dirs
+            data[name] = {"source": source, "train_images": len(ds)}
+        device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else \
+            f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+        return {"data": data, "command": " ".join(["python", *sys.argv]) if sys.argv else "",
+                "steps": self.step, "g_updates": self.g_updates, "batch_size": self.cfg.batch_size,
+                "wall_time_s": round(self.wall_time, 1), "hardware": f"{device} x{self.dist.world_size}",
+                "precision": self.cfg.precision, "ema": self.G_ema is not None, "train_config": self.cfg.to_dict(),
+                "parameters": {"G": count_parameters(self.G), "D": count_parameters(self.D)}}
+
+    def export(self, folder: Path) -> Path:
+        """The weights folder (DESIGN decision 4); G is the moving average when one is kept, and the raw G is
+        exported beside it (``<folder>_raw``) so evaluation can choose."""
+        from .weights import save_weights
+
+        samples = sorted((self.run_dir / "samples").glob("step_*.png"))
+        template = self.cfg.template
+        for G, target in ((self.G_ema or self.G, folder), (self.G, Path(f"{folder}_raw"))):
+            save_weights(target, _plain(G), self.model_config, discriminator=_plain(self.D), template=template,
+                         provenance={**self.provenance(), "generator": "ema" if G is self.G_ema else "raw"})
+            if samples:
+                (target / "sample_grid.png").write_bytes(samples[-1].read_bytes())
+            if self.G_ema is None:
+                break
+        log.info("weights exported to %s", folder)
+        return folder
+
+
+def _plain(module: nn.Module) -> nn.Module:
+    """A contiguous (not channels_last) copy for export, so saved tensors have the standard layout."""
+    return copy.deepcopy(module).to(memory_format=torch.contiguous_format).float().cpu()
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("tensorboard is not installed; metrics go to metrics.jsonl only")
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+class _NoProgress:
+    def update(self, n: int) -> None: ...
+    def set_postfix(self, *a, **k) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(start: int, total: int, enabled: bool):
+    if not enabled:
+        return _NoProgress()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoProgress()
+    return tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, mininterval=5,
+                disable=None if sys.stderr.isatty() else False, file=sys.stderr)
