@@ -44,6 +44,9 @@ BORDERS = {
     "reflect": cv2.BORDER_REFLECT_101,  # mirrors the photo: no edge pixels smeared into the crop
     "constant": cv2.BORDER_CONSTANT,
     "replicate": cv2.BORDER_REPLICATE,
+    # mirror next to the photo's edge, fading into a heavy blur of the mirror further out: a continuous
+    # edge without the sharp mirrored copies of the face that plain reflection puts around tight crops
+    "soft": cv2.BORDER_REFLECT_101,
 }
 
 
@@ -364,7 +367,32 @@ def align(
     landmarks = face.landmarks if face is not None else np.asarray(face_or_landmarks, dtype=np.float64)
     matrix = similarity_transform(landmarks, template_points(template, size))
     crop = warp_to_crop(image, matrix, size, border)
+    if border == "soft":
+        crop = _soften_border(crop, matrix, image.shape)
     return AlignedFace(image=crop, matrix=matrix, face=face)
+
+
+def outside_photo(matrix: np.ndarray, size: int, shape: tuple[int, ...]) -> np.ndarray:
+    """(size, size) bool: crop pixels whose source lies outside the photo (filled by the border mode)."""
+    inv = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    px = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
+    py = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
+    h, w = shape[:2]
+    return (px < -0.5) | (py < -0.5) | (px > w - 0.5) | (py > h - 0.5)
+
+
+def _soften_border(crop: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    size = crop.shape[0]
+    outside = outside_photo(matrix, size, shape)
+    if not outside.any():
+        return crop
+    dist = cv2.distanceTransform(outside.astype(np.uint8), cv2.DIST_L2, 5)
+    reach = size / 16  # the mirror fades out over ~8 px at 128 px
+    weight = np.clip(dist / reach, 0.0, 1.0)[:, :, None]
+    blurred = cv2.GaussianBlur(crop.astype(np.float32), (0, 0), sigmaX=size / 10, borderType=cv2.BORDER_REFLECT_101)
+    out = crop.astype(np.float32) * (1.0 - weight) + blurred * weight
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

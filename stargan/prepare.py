@@ -113,7 +113,7 @@ def prepare(
     size: int = 128,
     fmt: str = "jpg",
     detector: FaceDetector | None = None,
-    border: str = "reflect",
+    border: str = "soft",
     log_every: int = 200,
 ) -> PrepareResult:
     """Align every image of `src` into `out` (see module docstring). Returns counts and the skipped list."""
@@ -215,15 +215,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128, help="side of the square output images")
     parser.add_argument("--format", dest="fmt", choices=("jpg", "png"), default="jpg",
                         help="jpg (quality 95, default) or png (lossless)")
+    parser.add_argument("--border", choices=("soft", "reflect", "replicate", "constant"), default="soft",
+                        help="fill where the crop reaches past the image: soft (mirror fading into a blur, "
+                             "default), reflect (mirror), replicate, constant (black)")
     parser.add_argument("--min-score", type=float, default=0.9, help="MTCNN score below which a face is ignored")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         result = prepare(args.src, args.out, args.template, args.size, args.fmt,
-                         detector=FaceDetector(min_score=args.min_score))
+                         detector=FaceDetector(min_score=args.min_score), border=args.border)
     except FaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    per_class: dict[str, int] = {}
+    for rel, _ in result.skipped:
+        key = str(Path(rel).parent)
+        per_class[key] = per_class.get(key, 0) + 1
+    for key, count in sorted(per_class.items()):
+        print(f"  skipped in {key}: {count}")
     print(f"{result.total} images: {result.found} aligned, {result.reused} already there, "
           f"{len(result.skipped)} skipped (no face; listed in {result.out / 'skipped.txt'})")
     return 0
