@@ -336,7 +336,8 @@ class Trainer:
             if writer is not None:
                 writer.close()
         log.info("training stopped at step %d (%s) after %.0f s", self.step, stop_reason, self.wall_time)
-        self.save_checkpoint()
+        if not (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
+            self.save_checkpoint()
         if not main:
             return None
         self.save_samples(sample_inputs, self.run_dir / "samples" / f"step_{self.step:08d}.png")
