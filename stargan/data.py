@@ -118,6 +118,9 @@ class CelebADataset(Dataset):
             wanted = {"train": ("0",), "test": ("2",), "val": ("1",)}[split]
             keep = [r for r in rows if part.get(r[0]) in wanted]
         else:
+            if test_size >= len(rows):
+                raise DataError(f"{root}: no list_eval_partition.txt, and the held-out size {test_size} is not smaller "
+                                f"than the {len(rows)} images; give a smaller --celeba-test-size")
             test = split != "train"
             keep = [r for r in rows if _held_out(r[0], test_size, len(rows)) == test]
         if not keep:

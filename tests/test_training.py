@@ -1,0 +1,227 @@
+"""train.py end to end on tiny generated data: the three modes, resume, crash safety, DDP, data errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import train
+from stargan import checkpoint as ckpt
+from stargan.data import CelebADataset, DataError, ExpressionDataset
+from stargan.domains import celeba, expressions
+
+from conftest import PROJECT_ROOT
+
+ATTRS = ["Black_Hair", "Blond_Hair", "Male"]
+TINY = ["--image-size", "32", "--g-conv-dim", "8", "--g-repeat-num", "1", "--d-conv-dim", "8", "--d-repeat-num", "3",
+        "--batch-size", "4", "--num-workers", "0", "--log-every", "1", "--n-critic", "2", "--precision", "fp32"]
+
+
+def _image(path: Path, seed: int, gray: bool = False) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (40, 40) if gray else (40, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+@pytest.fixture
+def celeba_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "celeba"
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i in range(20):
+        _image(root / "images" / f"{i}.jpg", i)
+        values = ["1" if (i >> b) & 1 else "-1" for b in range(3)]
+        rows.append(f"{i}.jpg " + " ".join(values))
+    (root / "list_attr_celeba.txt").write_text(f"{len(rows)}\n{' '.join(ATTRS)}\n" + "\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def expression_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "expr" / "train"
+    for c, name in enumerate(["happy", "sad", "surprised"]):  # some classes missing on purpose
+        (root / name).mkdir(parents=True)
+        for i in range(5):
+            _image(root / name / f"{i}.jpg", 100 * c + i, gray=True)
+    return root
+
+
+def run(args: list[str]) -> int:
+    return train.main(args)
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("mode", ["celeba", "rafd", "joint"])
+def test_end_to_end_in_each_mode(mode, celeba_dir, expression_dir, tmp_path):
+    data = {"celeba": ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4"],
+            "rafd": ["--expression-dir", str(expression_dir)]}
+    args = data["celeba"] * (mode != "rafd") + data["rafd"] * (mode != "celeba")
+    run_dir = tmp_path / "run"
+    assert run([*args, *TINY, "--num-iters", "6", "--sample-every", "3", "--checkpoint-every", "2",
+                "--keep-checkpoints", "2", "--run-dir", str(run_dir)]) == 0
+    options = json.loads((run_dir / "options.json").read_text())
+    assert options["num_iters"] == 6
+    rows = metrics(run_dir)
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    blocks = {"celeba": ["celeba"], "rafd": ["rafd"], "joint": ["celeba", "rafd"]}[mode]
+    for block in blocks:
+        assert all(np.isfinite(r[f"D/{block}/total"]) for r in rows)
+        assert any(f"G/{block}/rec" in r for r in rows)
+    # sample grid: one row per input (4 per dataset), input + one column per single-domain target
+    grid = Image.open(run_dir / "samples" / "step_00000003.png")
+    columns = 1 + (3 if mode != "rafd" else 0) + (8 if mode != "celeba" else 0)
+    assert grid.size == (32 * columns, 32 * 4 * len(blocks))
+    assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["step_00000004.pt", "step_00000006.pt"]
+    export = run_dir / "export"
+    assert {p.name for p in export.iterdir()} >= {"model.safetensors", "discriminator.safetensors", "config.json",
+                                                   "README.md", "sample_grid.png"}
+    from stargan.weights import load_weights
+    model = load_weights(export)
+    assert [d.name for d in model.config.label_space.datasets] == blocks
+    assert model.provenance["steps"] == 6
+
+
+def test_resume_reproduces_an_uninterrupted_run(celeba_dir, expression_dir, tmp_path):
+    common = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", "--expression-dir",
+              str(expression_dir), *TINY, "--num-iters-decay", "0", "--sample-every", "0", "--checkpoint-every", "3",
+              "--seed", "7"]
+    run([*common, "--num-iters", "8", "--run-dir", str(tmp_path / "full")])
+    run([*common, "--num-iters", "3", "--run-dir", str(tmp_path / "part")])
+    run(["--resume", "--run-dir", str(tmp_path / "part"), "--num-iters", "8"])
+    full, part = metrics(tmp_path / "full"), metrics(tmp_path / "part")
+    assert [r["step"] for r in part] == list(range(1, 9))
+    for a, b in zip(full, part):
+        for key in a:
+            if "/" in key:
+                assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-7), (a["step"], key)
+
+
+def test_resume_refuses_to_change_the_run(celeba_dir, tmp_path):
+    args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY, "--num-iters", "2",
+            "--sample-every", "0", "--run-dir", str(tmp_path / "r")]
+    run(args)
+    with pytest.raises(SystemExit, match="cannot change"):
+        run(["--resume", "--run-dir", str(tmp_path / "r"), "--g-conv-dim", "16"])
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        run(["--resume", "--run-dir", str(tmp_path / "empty")])
+
+
+SLOW_SAVE = """
+import sys, time, torch
+sys.path.insert(0, {root!r})
+real_save = torch.save
+def slow_save(obj, f, *a, **k):
+    # a slow disk: the first checkpoint writes normally, later ones stall half-way through
+    slow_save.calls += 1
+    if slow_save.calls == 1:
+        return real_save(obj, f, *a, **k)
+    import io
+    buf = io.BytesIO(); real_save(obj, buf, *a, **k); data = buf.getvalue()
+    f.write(data[: len(data) // 2]); f.flush(); time.sleep(60); f.write(data[len(data) // 2:])
+slow_save.calls = 0
+torch.save = slow_save
+import train
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one(celeba_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY, "--num-iters", "6",
+            "--sample-every", "0", "--checkpoint-every", "2", "--run-dir", str(run_dir)]
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SAVE.format(root=str(PROJECT_ROOT)), *args],
+                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = run_dir / "checkpoints" / ".step_00000004.pt.tmp"
+    deadline = time.time() + 120
+    while not (partial.exists() and partial.stat().st_size > 0) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert partial.exists(), "the second checkpoint write never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["step_00000002.pt"]
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["step"] == 2
+    assert run(["--resume", "--run-dir", str(run_dir)]) == 0
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["step"] == 6
+
+
+def test_ddp_on_two_processes_matches_one_process(celeba_dir, tmp_path):
+    args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY, "--num-iters", "4",
+            "--sample-every", "0", "--checkpoint-every", "4", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "train.py", *args, "--run-dir", str(tmp_path / "one")], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                            str(29500 + os.getpid() % 1000), "train.py", *args, "--run-dir", str(tmp_path / "two")],
+                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    one = ckpt.load_checkpoint(tmp_path / "one" / "checkpoints" / "step_00000004.pt")["G"]
+    two = ckpt.load_checkpoint(tmp_path / "two" / "checkpoints" / "step_00000004.pt")["G"]
+    assert one.keys() == two.keys()
+    initial = train_initial_g(one)
+    for key in one:
+        torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-5)
+    assert any(not torch.equal(one[k], initial[k]) for k in one), "G did not train"
+
+
+def train_initial_g(like: dict) -> dict:
+    from stargan.models import Generator
+    torch.manual_seed(1234)
+    g = Generator(8, len(ATTRS), 1)
+    return {k: v for k, v in g.state_dict().items() if k in like}
+
+
+# ---- data errors ---------------------------------------------------------------------------------------------
+def test_data_errors_are_clear(celeba_dir, expression_dir, tmp_path):
+    labels = celeba(ATTRS)
+    with pytest.raises(DataError, match="CelebA folder not found"):
+        CelebADataset(tmp_path / "nowhere", labels)
+    attr_file = celeba_dir / "list_attr_celeba.txt"
+    good = attr_file.read_text()
+    lines = good.splitlines()
+    attr_file.write_text("\n".join(lines[:5] + [lines[5] + " 1"] + lines[6:]) + "\n")
+    with pytest.raises(DataError, match=r"list_attr_celeba.txt:6: expected a file name and 3 values"):
+        CelebADataset(celeba_dir, labels, test_size=4)
+    attr_file.write_text(good)
+    (celeba_dir / "images" / "7.jpg").unlink()
+    with pytest.raises(DataError, match=r"1 image\(s\) listed .* missing .*7.jpg"):
+        CelebADataset(celeba_dir, labels, test_size=4)
+    with pytest.raises(DataError, match="no column for \\['Young'\\]"):
+        CelebADataset(celeba_dir, celeba(["Young"]), test_size=4)
+    with pytest.raises(KeyError, match="unknown CelebA attribute"):
+        train.main(["--celeba-dir", str(celeba_dir), "--celeba-attrs", "Purple_Hair", "--dry-run"])
+    (expression_dir / "grumpy").mkdir()
+    with pytest.raises(DataError, match=r"unknown expression folder\(s\) \['grumpy'\]"):
+        ExpressionDataset([expression_dir], expressions())
+    empty = tmp_path / "empty_expr"
+    (empty / "happy").mkdir(parents=True)
+    with pytest.raises(DataError, match="no images found"):
+        ExpressionDataset([empty], expressions())
+
+
+def test_expression_indices_follow_the_label_space(expression_dir):
+    ds = ExpressionDataset([expression_dir], expressions())
+    # folders are happy, sad, surprised: their indices are RaFD's 4, 6, 7, not 0, 1, 2
+    assert sorted(set(ds.targets.tolist())) == [4, 6, 7]
+    x, v = ds[0]
+    assert x.shape == (3, 32, 32) or x.shape[0] == 3
+    assert v.sum() == 1
+
+
+def test_dry_run_prints_parameter_counts(celeba_dir, capsys):
+    assert train.main(["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters: G" in out and '"batch_size": 16' in out
