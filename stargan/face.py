@@ -227,7 +227,7 @@ class FaceDetector:
             src = image
             step = int(1.0 / scale) // 2
             if step >= 2:  # skip rows/columns first: INTER_AREA over all 12 MP costs ~35 ms, this ~15 ms
-                src = image[::step, ::step]
+                src = image[step // 2 :: step, step // 2 :: step]  # block centres: no half-block shift
             small = cv2.resize(src, new_size, interpolation=interp)
             sx, sy = new_size[0] / width, new_size[1] / height
         else:
@@ -242,7 +242,7 @@ class FaceDetector:
                 )
         except (RuntimeError, ValueError, IndexError) as exc:
             # MTCNN's pipeline has corner cases (e.g. no candidates at any scale); no face is the answer
-            logger.debug("MTCNN found nothing usable in a %dx%d image: %s", width, height, exc)
+            logger.warning("MTCNN found nothing usable in a %dx%d image: %s", width, height, exc)
             return []
         # facenet-pytorch returns per-image object arrays (numpy 2); take this one image's float arrays
         boxes = np.asarray(boxes[0], dtype=np.float64).reshape(-1, 5)
