@@ -1,0 +1,417 @@
+"""StarGAN Studio: upload a selfie, move a slider, see G's edit of your own face pasted back into your photo.
+
+    python demo/app.py [--weights FOLDER_OR_HUB_ID] [--port N] [--host H]
+
+Also the Hugging Face Space's app_file. The page only talks to ``stargan.inference``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python demo/app.py` and the Space run this file directly
+    sys.path.insert(0, str(ROOT))
+
+import gradio as gr  # noqa: E402
+
+from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, RAFD_EXPRESSIONS  # noqa: E402
+from stargan.face import FaceError  # noqa: E402
+from stargan.inference import (  # noqa: E402
+    DEFAULT_WEIGHTS,
+    MODES,
+    Editor,
+    PreparedPhoto,
+    missing_default_weights_message,
+)
+from stargan.weights import WeightsError  # noqa: E402
+
+logger = logging.getLogger("stargan.demo")
+
+EXAMPLES = ROOT / "demo" / "examples"
+MAX_SIDE = 2048  # photos are downscaled to this for the page (the CLI and library keep full resolution)
+MAX_FILE_SIZE = "20mb"
+CONCURRENCY = 2  # edits at once: one per CPU core of a small server
+QUEUE_SIZE = 128  # a classroom: ~40 people, each with at most one pending edit (latest value wins) and a prepare
+STEP = 0.01
+
+HAIR = (*HAIR_COLOURS, "Bald", "Bangs", "Receding_Hairline", "Straight_Hair", "Wavy_Hair", "Sideburns")
+ACCESSORIES = ("Eyeglasses", "Wearing_Hat", "Wearing_Earrings", "Wearing_Necklace", "Wearing_Necktie",
+               "Wearing_Lipstick", "Heavy_Makeup")
+FACE = tuple(n for n in CELEBA_ATTRIBUTES if n not in HAIR and n not in ACCESSORIES)
+GROUPS: dict[str, tuple[str, ...]] = {"Hair": HAIR, "Face": FACE, "Accessories": ACCESSORIES,
+                                      "Expression": RAFD_EXPRESSIONS}
+ALL_NAMES: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
+EXPRESSIONS = set(RAFD_EXPRESSIONS)
+ALL_FACES = "All faces"
+
+
+# ----------------------------------------------------------------------------------------------- models
+class Models:
+    """Editors by weights source, loaded once and shared by every visitor (a few at most)."""
+
+    def __init__(self, default: Editor, keep: int = 3) -> None:
+        self.default_key = default.source
+        self._editors: OrderedDict[str, Editor] = OrderedDict({default.source: default})
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._prepared: OrderedDict[tuple[str, str], PreparedPhoto] = OrderedDict()  # for the /edit API
+
+    def get(self, key: str | None) -> Editor:
+        key = key or self.default_key
+        with self._lock:
+            if key in self._editors:
+                self._editors.move_to_end(key)
+                return self._editors[key]
+        editor = Editor(key)  # WeightsError for anything that does not load: the caller shows it
+        with self._lock:
+            self._editors[key] = editor
+            while len(self._editors) > self._keep:
+                oldest = next(k for k in self._editors if k != self.default_key)
+                del self._editors[oldest]
+        return editor
+
+    def prepared(self, editor: Editor, path: str) -> PreparedPhoto:
+        """prepare() once per (model, file content): API callers that send the same photo again reuse it."""
+        key = (editor.source, hashlib.sha1(Path(path).read_bytes()).hexdigest())
+        with self._lock:
+            if key in self._prepared:
+                self._prepared.move_to_end(key)
+                return self._prepared[key]
+        prepared = prepare(editor, path)
+        with self._lock:
+            self._prepared[key] = prepared
+            while len(self._prepared) > 16:
+                self._prepared.popitem(last=False)
+        return prepared
+
+
+def prepare(editor: Editor, path: str) -> PreparedPhoto:
+    """The photo, downscaled for the page when huge, detected, aligned and read; readable errors."""
+    from stargan.face import load_image
+
+    try:
+        image = load_image(path, max_pixels=editor.max_pixels)
+        h, w = image.shape[:2]
+        if max(h, w) > MAX_SIDE:
+            import cv2
+
+            scale = MAX_SIDE / max(h, w)
+            image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        return editor.prepare(image)
+    except FaceError as e:
+        raise gr.Error(str(e), title="Cannot use this photo") from e
+    except FileNotFoundError as e:
+        raise gr.Error("the uploaded file is gone; upload it again", title="Cannot use this photo") from e
+
+
+def _safe_preprocess(component: gr.Image) -> gr.Image:
+    """Gradio opens uploads with Pillow before our code runs; turn its failures into readable messages."""
+    original = component.preprocess
+
+    def preprocess(payload):
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # Pillow: not an image, decompression bomb, truncated file ...
+            name = type(e).__name__
+            if "DecompressionBomb" in name:
+                message = ("this image is far too large (its header claims more pixels than any photo has: a "
+                           "decompression bomb?); upload a photo under 80 megapixels")
+            else:
+                message = f"this file is not an image that can be read ({name}): upload a JPEG, PNG, WebP, BMP or TIFF photo"
+            raise gr.Error(message, title="Cannot use this file") from e
+
+    component.preprocess = preprocess
+    return component
+
+
+# ------------------------------------------------------------------------------------------------ labels
+def control_label(name: str, success: dict[str, float]) -> str:
+    return f"{name} · {success[name] * 100:.0f}% success" if name in success else name
+
+
+def _face_choices(prepared: PreparedPhoto | None) -> list[str]:
+    if prepared is None:
+        return ["Face 1"]
+    n = len(prepared.faces)
+    return [f"Face {i + 1}" + (" (largest)" if i == 0 and n > 1 else "") for i in range(n)] + (
+        [ALL_FACES] if n > 1 else [])
+
+
+def _face_arg(choice: str | None) -> int | str:
+    if not choice or not choice.startswith("Face "):
+        return "all" if choice == ALL_FACES else 0
+    return int(choice.split()[1]) - 1
+
+
+def _settings(state: dict, values: tuple[float, ...], names: tuple[str, ...]) -> dict[str, float]:
+    """The controls the user moved away from what the face shows now: untouched ones change nothing."""
+    initial = state.get("initial", {})
+    return {n: float(v) for n, v in zip(names, values, strict=True)
+            if n in initial and v is not None and abs(float(v) - initial[n]) > 1e-6}
+
+
+# ------------------------------------------------------------------------------------------------- page
+def build_demo(default: Editor) -> gr.Blocks:
+    models = Models(default)
+    names = ALL_NAMES
+
+    def visible_names(editor: Editor) -> set[str]:
+        return set(editor.names)
+
+    with gr.Blocks(title="StarGAN Studio") as demo:
+        state = gr.State({})
+        gr.Markdown("# StarGAN Studio\nUpload a photo (or use the webcam, or paste one), then move the sliders: "
+                    "one network (StarGAN, Choi et al. 2018) edits the face and the change is pasted back into "
+                    "your photo. Sliders start at what the model reads from the face.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                image = _safe_preprocess(gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
+                                                  label="Your photo", elem_id="input-photo", height=320))
+                with gr.Row():
+                    face = gr.Dropdown(["Face 1"], value="Face 1", label="Face", interactive=True, scale=2)
+                    mode = gr.Radio(list(MODES), value="delta", label="Paste", scale=2,
+                                    info="delta: paste G's change (keeps your photo's detail); direct: G's picture")
+                status = gr.Markdown("", elem_id="status")
+                reset = gr.Button("Reset", variant="secondary")
+                if EXAMPLES.is_dir():
+                    gr.Examples([[str(p)] for p in sorted(EXAMPLES.glob("*.png"))], inputs=image,
+                                label="Examples (public domain)")
+            with gr.Column(scale=4):
+                with gr.Row():
+                    before_img = gr.Image(label="Aligned face (before)", interactive=False, height=200,
+                                          elem_id="before", format="png")
+                    after_img = gr.Image(label="Aligned face (after)", interactive=False, height=200,
+                                         elem_id="after", format="png")
+                photo_out = gr.Image(label="Your photo, edited (download as PNG)", interactive=False, format="png",
+                                     elem_id="output-photo", height=420, buttons=["download", "fullscreen"])
+            with gr.Column(scale=4):
+                model_box = gr.Textbox(default.source, label="Model (weights folder or Hub id owner/name)",
+                                       elem_id="model-box")
+                load_model = gr.Button("Load model", size="sm")
+                sliders: dict[str, gr.Slider] = {}
+                checks: dict[str, gr.Checkbox] = {}
+                accordions: dict[str, gr.Accordion] = {}
+                success = default.success()
+                shown = visible_names(default)
+                for group, group_names in GROUPS.items():
+                    with gr.Accordion(group, open=group in ("Hair", "Expression"),
+                                      visible=any(n in shown for n in group_names)) as acc:
+                        accordions[group] = acc
+                        for n in group_names:
+                            with gr.Row(visible=n in shown, equal_height=True) as row:
+                                sliders[n] = gr.Slider(0, 1, value=0, step=STEP, label=control_label(n, success),
+                                                       elem_id=f"slider-{n}", scale=5, min_width=160)
+                                checks[n] = gr.Checkbox(False, label="on", elem_id=f"check-{n}", scale=1,
+                                                        min_width=60)
+                            sliders[n].row = row  # type: ignore[attr-defined]
+        slider_list = [sliders[n] for n in names]
+        check_list = [checks[n] for n in names]
+        outputs_edit = [after_img, photo_out]
+
+        # ---- handlers ------------------------------------------------------------------------------------
+        def editor_of(st: dict) -> Editor:
+            return models.get(st.get("model"))
+
+        def run_edit(st: dict, face_choice: str, mode_value: str, values: tuple[float, ...]):
+            prepared: PreparedPhoto | None = st.get("prepared")
+            if prepared is None:
+                return None, None
+            editor = editor_of(st)
+            try:
+                result = editor.edit(prepared, _settings(st, values, names), face=_face_arg(face_choice),
+                                     mode=mode_value if mode_value in MODES else "delta")
+            except (KeyError, ValueError) as e:
+                raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
+            return result.after[0], result.photo
+
+        def reading(st: dict, face_choice: str) -> dict[str, float]:
+            prepared: PreparedPhoto = st["prepared"]
+            index = _face_arg(face_choice)
+            return prepared.faces[0 if index == "all" else index].labels
+
+        def controls_for(st: dict, face_choice: str) -> list:
+            labels = reading(st, face_choice)
+            st["initial"] = {n: round(v / STEP) * STEP for n, v in labels.items()}
+            return ([gr.update(value=st["initial"].get(n, 0.0)) for n in names]
+                    + [gr.update(value=(n not in EXPRESSIONS and labels.get(n, 0.0) >= 0.5)) for n in names])
+
+        def on_photo(path: str | None, st: dict):
+            st = dict(st or {})
+            if path is None:
+                st.pop("prepared", None)
+                return [st, gr.update(choices=["Face 1"], value="Face 1"), None, None, None, ""] + \
+                    [gr.update() for _ in names] * 2
+            editor = editor_of(st)
+            prepared = models.prepared(editor, path)
+            st["prepared"] = prepared
+            choices = _face_choices(prepared)
+            n = len(prepared.faces)
+            message = (f"{n} faces found: pick one, or all." if n > 1 else "1 face found.") + \
+                f" Model: `{editor.source}` ({editor.image_size} px, {editor.precision})."
+            controls = controls_for(st, choices[0])
+            return [st, gr.update(choices=choices, value=choices[0]), prepared.faces[0].crop, prepared.faces[0].crop,
+                    prepared.photo, message] + controls
+
+        photo_outputs = [state, face, before_img, after_img, photo_out, status] + slider_list + check_list
+        image.change(on_photo, [image, state], photo_outputs, trigger_mode="always_last", concurrency_id="prepare",
+                     concurrency_limit=1, api_name="prepare")
+
+        def on_face(face_choice: str, mode_value: str, st: dict):
+            if not st or st.get("prepared") is None:
+                return [st, None, None, None] + [gr.update() for _ in names] * 2
+            controls = controls_for(st, face_choice)
+            prepared: PreparedPhoto = st["prepared"]
+            index = _face_arg(face_choice)
+            crop = prepared.faces[0 if index == "all" else index].crop
+            return [st, crop, crop, prepared.photo] + controls
+
+        face.input(on_face, [face, mode, state], [state, before_img, after_img, photo_out] + slider_list + check_list,
+                   api_name="select_face")
+
+        def on_slider(st: dict, face_choice: str, mode_value: str, *values: float):
+            return run_edit(st or {}, face_choice, mode_value, values)
+
+        gr.on([s.input for s in slider_list] + [mode.input], on_slider, [state, face, mode] + slider_list,
+              outputs_edit, trigger_mode="always_last", concurrency_id="edit", concurrency_limit=CONCURRENCY,
+              show_progress="hidden", api_name="edit_live")
+
+        def make_toggle(name: str) -> Callable:
+            def toggle(checked: bool, st: dict, face_choice: str, mode_value: str, *values: float):
+                st = st or {}
+                current = dict(zip(names, values, strict=True))
+                check_updates = [gr.update() for _ in names]
+                if name in EXPRESSIONS:
+                    for i, n in enumerate(names):
+                        if n in EXPRESSIONS:
+                            if checked:
+                                current[n] = 1.0 if n == name else 0.0
+                                check_updates[i] = gr.update(value=n == name)
+                            else:  # unticked: back to the face's own expression
+                                current[n] = st.get("initial", {}).get(n, current[n])
+                else:
+                    current[name] = 1.0 if checked else 0.0
+                new_values = tuple(current[n] for n in names)
+                after, photo = run_edit(st, face_choice, mode_value, new_values)
+                return [gr.update(value=v) for v in new_values] + check_updates + [after, photo]
+
+            return toggle
+
+        for n in names:
+            checks[n].input(make_toggle(n), [checks[n], state, face, mode] + slider_list,
+                            slider_list + check_list + outputs_edit, trigger_mode="always_last",
+                            concurrency_id="edit", concurrency_limit=CONCURRENCY, show_progress="hidden",
+                            api_visibility="undocumented")
+
+        def on_reset(st: dict, face_choice: str):
+            if not st or st.get("prepared") is None:
+                return [gr.update() for _ in names] * 2 + [None, None]
+            controls = controls_for(st, face_choice)
+            prepared: PreparedPhoto = st["prepared"]
+            index = _face_arg(face_choice)
+            return controls + [prepared.faces[0 if index == "all" else index].crop, prepared.photo]
+
+        reset.click(on_reset, [state, face], slider_list + check_list + outputs_edit, api_name="reset")
+
+        def on_load_model(key: str, st: dict, path: str | None):
+            st = dict(st or {})
+            key = (key or "").strip() or models.default_key
+            try:
+                editor = models.get(key)
+            except WeightsError as e:
+                gr.Warning(f"Model failed to load, keeping the current one. {e}", title="Model failed to load")
+                return [st, gr.update()] + [gr.update() for _ in names] + [gr.update() for _ in GROUPS] + \
+                    [gr.update() for _ in names] + [gr.update() for _ in photo_outputs[1:]]
+            st["model"] = editor.source
+            st.pop("prepared", None)
+            shown_now = visible_names(editor)
+            succ = editor.success()
+            rows = [gr.update(visible=n in shown_now) for n in names]
+            accs = [gr.update(visible=any(n in shown_now for n in g)) for g in GROUPS.values()]
+            labels = [gr.update(label=control_label(n, succ)) for n in names]
+            rest = [gr.update() for _ in photo_outputs[1:]]
+            if path:
+                photo_part = on_photo(path, st)
+                st, rest = photo_part[0], photo_part[1:]
+            gr.Info(f"Loaded {editor.source}: {len(editor.names)} labels, {editor.image_size} px.")
+            return [st, gr.update(value=editor.source)] + rows + accs + labels + rest
+
+        load_model.click(on_load_model, [model_box, state, image],
+                         [state, model_box] + [sliders[n].row for n in names] + list(accordions.values())
+                         + slider_list + photo_outputs[1:], api_name="load_model")
+
+        # ---- a stateless endpoint for programs: photo + settings in, edited photo (PNG) out ------------------
+        with gr.Row(visible=False):
+            api_image = _safe_preprocess(gr.Image(type="filepath", label="photo"))
+            api_settings = gr.Textbox(label="settings (JSON object {name: intensity in [0, 1]})")
+            api_face = gr.Textbox("0", label="face (number from 0, largest first, or 'all')")
+            api_mode = gr.Textbox("delta", label="mode (delta or direct)")
+            api_photo = gr.Image(format="png", label="edited photo")
+            api_after = gr.Image(format="png", label="edited aligned face")
+            api_button = gr.Button("edit")
+
+        def api_edit(path: str | None, settings_text: str, face_text: str, mode_text: str):
+            if path is None:
+                raise gr.Error("no photo given", title="Cannot use this photo")
+            try:
+                settings = json.loads(settings_text or "{}")
+                if not isinstance(settings, dict):
+                    raise ValueError("settings must be a JSON object such as {\"Blond_Hair\": 1}")
+                face_arg: int | str = "all" if (face_text or "0").strip() == "all" else int(face_text or 0)
+                editor = models.get(None)
+                prepared = models.prepared(editor, path)
+                result = editor.edit(prepared, settings, face=face_arg, mode=(mode_text or "delta").strip())
+            except (KeyError, ValueError) as e:
+                raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
+            return result.photo, result.after[0]
+
+        api_button.click(api_edit, [api_image, api_settings, api_face, api_mode], [api_photo, api_after],
+                         api_name="edit", concurrency_id="edit", concurrency_limit=CONCURRENCY)
+    demo.models = models  # type: ignore[attr-defined]  (tests reach the shared editor through it)
+    return demo
+
+
+def create(weights: str | Path = DEFAULT_WEIGHTS) -> gr.Blocks:
+    """The queued page for ``weights``; raises WeightsError when the model does not load."""
+    editor = Editor(weights)
+    demo = build_demo(editor)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def launch_kwargs(host: str | None, port: int | None) -> dict[str, Any]:
+    return {"server_name": host, "server_port": port, "max_file_size": MAX_FILE_SIZE, "show_error": True}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="StarGAN Studio demo")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="weights folder or Hub id owner/name[@rev]")
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if Path(args.weights) == DEFAULT_WEIGHTS and not DEFAULT_WEIGHTS.is_dir():
+        print(f"error: {missing_default_weights_message()}", file=sys.stderr)
+        return 2
+    try:
+        demo = create(args.weights)
+    except WeightsError as e:
+        print(f"error: the model failed to load: {e}", file=sys.stderr)
+        return 2
+    demo.launch(**launch_kwargs(args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The Gradio demo through its API (gradio_client) on 127.0.0.1: real photos in, PNGs out, bad inputs refused."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import struct
+import sys
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from stargan.inference import DEFAULT_WEIGHTS
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "demo" / "examples" / "astronaut.png"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app():
+    """The demo on a free loopback port in this process (a server thread), with its shared Editor."""
+    if not (DEFAULT_WEIGHTS / "config.json").is_file():
+        pytest.skip(f"the shipped model is not at {DEFAULT_WEIGHTS}: train one and copy its export folder there")
+    pytest.importorskip("gradio_client")
+    sys.path.insert(0, str(ROOT / "demo"))
+    import app as demo_app
+
+    demo = demo_app.create(DEFAULT_WEIGHTS)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                max_file_size=demo_app.MAX_FILE_SIZE)
+    yield demo, f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    return Client(app[1], verbose=False)
+
+
+def _edit(client, path: Path | str, settings: dict, face: str = "0", mode: str = "delta"):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), json.dumps(settings), face, mode, api_name="/edit")
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def test_photo_in_png_out_matches_library(app, client):
+    demo, _ = app
+    photo_path, face_path = _edit(client, ASTRONAUT, {"Blond_Hair": 1.0})
+    with Image.open(photo_path) as im:
+        assert im.format == "PNG"
+        out = np.asarray(im.convert("RGB"))
+    original = np.asarray(Image.open(ASTRONAUT).convert("RGB"))
+    assert out.shape == original.shape
+    editor = demo.models.get(None)
+    expected = editor.edit(editor.prepare(ASTRONAUT), {"Blond_Hair": 1.0})
+    x0, y0, x1, y1 = (int(v) for v in editor.prepare(ASTRONAUT).faces[0].face.box)
+    region = np.abs(out[y0:y1, x0:x1].astype(int) - original[y0:y1, x0:x1])
+    assert region.mean() > 1.0  # the face region changed
+    assert np.abs(out.astype(int) - expected.photo).max() <= 1  # exactly what the library makes
+    with Image.open(face_path) as im:
+        assert np.abs(np.asarray(im.convert("RGB")).astype(int) - expected.after[0]).max() <= 1
+
+
+def test_live_slider_flow(client):
+    """The page's own endpoints: prepare on upload, then a slider edit (photo already prepared)."""
+    from gradio_client import handle_file
+
+    prepared = client.predict(handle_file(str(ASTRONAUT)), api_name="/prepare")
+    face_update, before, after, photo, status = prepared[:5]
+    assert "1 face found" in status
+    n = (len(prepared) - 5) // 2
+    values = [u["value"] if isinstance(u, dict) else u for u in prepared[5:5 + n]]
+    after_0, photo_0 = client.predict("Face 1", "delta", *values, api_name="/edit_live")
+    assert np.array_equal(np.asarray(Image.open(photo_0).convert("RGB")), np.asarray(Image.open(ASTRONAUT).convert("RGB")))
+    sys.path.insert(0, str(ROOT / "demo"))
+    import app as demo_app
+
+    values[demo_app.ALL_NAMES.index("Blond_Hair")] = 1.0
+    after_1, photo_1 = client.predict("Face 1", "delta", *values, api_name="/edit_live")
+    a0, a1 = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (after_0, after_1))
+    assert np.abs(a1 - a0).mean() > 1.0
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("text", "not an image"),
+    ("no_face", "no face found"),
+    ("tiny", "too small"),
+    ("bomb", "too large"),
+    ("bomb_mid", "megapixels"),
+])
+def test_bad_inputs_readable_and_still_serving(client, tmp_path, kind, expected):
+    from gradio_client.exceptions import AppError
+
+    path = tmp_path / {"text": "notes.jpg", "no_face": "coffee.png", "tiny": "dot.png", "bomb": "bomb.png",
+                       "bomb_mid": "bomb.png"}[kind]
+    if kind == "text":
+        path.write_text("this is a text file renamed .jpg")
+    elif kind == "no_face":
+        Image.fromarray(skimage.data.coffee()).save(path)
+    elif kind == "tiny":
+        Image.new("RGB", (1, 1), (200, 150, 120)).save(path)
+    elif kind == "bomb":
+        path.write_bytes(_png_header(100_000, 100_000))  # Pillow's own bomb check fires while Gradio opens it
+    else:
+        path.write_bytes(_png_header(10_000, 9_000))  # 90 MP: passes Pillow, refused by our limit
+    with pytest.raises(AppError) as info:
+        _edit(client, path, {"Blond_Hair": 1.0})
+    assert expected in str(info.value), str(info.value)
+    photo_path, _ = _edit(client, ASTRONAUT, {"Young": 0.0})  # and the app keeps serving
+    assert Path(photo_path).is_file()
+
+
+def test_bad_settings_are_readable(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not a label of this model"):
+        _edit(client, ASTRONAUT, {"Purple_Hair": 1.0})
+    with pytest.raises(AppError, match="does not exist"):
+        _edit(client, ASTRONAUT, {"Blond_Hair": 1.0}, face="3")
+
+
+def test_small_load(app):
+    """4 concurrent clients x 3 edits each on loopback: no errors (benchmarks/demo_load.py runs 8 x 10)."""
+    from gradio_client import Client
+
+    def worker(i: int) -> list[float]:
+        c = Client(app[1], verbose=False)
+        times = []
+        for j in range(3):
+            t0 = time.perf_counter()
+            _edit(c, ASTRONAUT, {"Blond_Hair": (i + j) % 2 * 1.0, "Male": 0.5})
+            times.append(time.perf_counter() - t0)
+        return times
+
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def safe(i: int) -> list[float]:
+        try:
+            return worker(i)
+        except BaseException as e:  # noqa: BLE001 - collected and reported
+            with lock:
+                errors.append(e)
+            return []
+
+    with ThreadPoolExecutor(4) as pool:
+        times = [t for ts in pool.map(safe, range(4)) for t in ts]
+    assert not errors, errors
+    assert len(times) == 12 and statistics.median(times) < 30
