@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:  # `python demo/app.py` and the Space run this fil
     sys.path.insert(0, str(ROOT))
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 
 from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, RAFD_EXPRESSIONS  # noqa: E402
 from stargan.face import FaceError  # noqa: E402
@@ -141,6 +142,15 @@ def control_label(name: str, success: dict[str, float]) -> str:
     return f"{name} · {success[name] * 100:.0f}% success" if name in success else name
 
 
+def _show(crop: np.ndarray | None, size: int = 256) -> np.ndarray | None:
+    """An aligned face enlarged for display (the model's own resolution is tiny on screen)."""
+    if crop is None or crop.shape[0] >= size:
+        return crop
+    import cv2
+
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
 def _face_choices(prepared: PreparedPhoto | None) -> list[str]:
     if prepared is None:
         return ["Face 1"]
@@ -234,7 +244,7 @@ def build_demo(default: Editor) -> gr.Blocks:
                                      mode=mode_value if mode_value in MODES else "delta")
             except (KeyError, ValueError) as e:
                 raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
-            return result.after[0], result.photo
+            return _show(result.after[0]), result.photo
 
         def reading(st: dict, face_choice: str) -> dict[str, float]:
             prepared: PreparedPhoto = st["prepared"]
@@ -261,7 +271,7 @@ def build_demo(default: Editor) -> gr.Blocks:
             message = (f"{n} faces found: pick one, or all." if n > 1 else "1 face found.") + \
                 f" Model: `{editor.source}` ({editor.image_size} px, {editor.precision})."
             controls = controls_for(st, choices[0])
-            return [st, gr.update(choices=choices, value=choices[0]), prepared.faces[0].crop, prepared.faces[0].crop,
+            return [st, gr.update(choices=choices, value=choices[0]), _show(prepared.faces[0].crop), _show(prepared.faces[0].crop),
                     prepared.photo, message] + controls
 
         photo_outputs = [state, face, before_img, after_img, photo_out, status] + slider_list + check_list
@@ -274,7 +284,7 @@ def build_demo(default: Editor) -> gr.Blocks:
             controls = controls_for(st, face_choice)
             prepared: PreparedPhoto = st["prepared"]
             index = _face_arg(face_choice)
-            crop = prepared.faces[0 if index == "all" else index].crop
+            crop = _show(prepared.faces[0 if index == "all" else index].crop)
             return [st, crop, crop, prepared.photo] + controls
 
         face.input(on_face, [face, mode, state], [state, before_img, after_img, photo_out] + slider_list + check_list,
@@ -320,7 +330,7 @@ def build_demo(default: Editor) -> gr.Blocks:
             controls = controls_for(st, face_choice)
             prepared: PreparedPhoto = st["prepared"]
             index = _face_arg(face_choice)
-            return controls + [prepared.faces[0 if index == "all" else index].crop, prepared.photo]
+            return controls + [_show(prepared.faces[0 if index == "all" else index].crop), prepared.photo]
 
         reset.click(on_reset, [state, face], slider_list + check_list + outputs_edit, api_name="reset")
 

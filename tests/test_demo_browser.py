@@ -1,0 +1,92 @@
+"""The demo in a real Chromium (Debian package) driven by Playwright: upload, move a slider, tick a checkbox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from stargan.inference import DEFAULT_WEIGHTS
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "demo" / "examples" / "astronaut.png"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+DOCS_SCREENSHOT = ROOT / "docs" / "demo.png"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url():
+    if not (DEFAULT_WEIGHTS / "config.json").is_file():
+        pytest.skip(f"the shipped model is not at {DEFAULT_WEIGHTS}: train one and copy its export folder there")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install the Debian package (apt-get install chromium) or set CHROMIUM")
+    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    sys.path.insert(0, str(ROOT / "demo"))
+    import app as demo_app
+
+    demo = demo_app.create(DEFAULT_WEIGHTS)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def _output_src(page) -> str | None:
+    img = page.locator("#output-photo img")
+    return img.first.get_attribute("src") if img.count() else None
+
+
+def _wait_change(page, old: str | None, timeout_ms: int = 30_000) -> str:
+    page.wait_for_function(
+        """old => { const i = document.querySelector('#output-photo img');
+                    return i && i.getAttribute('src') && i.getAttribute('src') !== old && i.complete; }""",
+        arg=old, timeout=timeout_ms)
+    return _output_src(page)
+
+
+def test_upload_slider_checkbox(url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url, wait_until="domcontentloaded")
+            page.locator("#input-photo input[type=file]").wait_for(state="attached", timeout=60_000)
+            page.locator("#input-photo input[type=file]").set_input_files(str(ASTRONAUT))
+            first = _wait_change(page, None, 60_000)
+            page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('face')")
+            page.screenshot(path=str(tmp_path / "1_uploaded.png"), full_page=True)
+
+            slider = page.locator("#slider-Blond_Hair input[type=range]")
+            slider.fill("1")  # sets the value and fires the input event, as a drag does
+            second = _wait_change(page, first)
+            assert second != first
+            page.screenshot(path=str(tmp_path / "2_slider.png"), full_page=True)
+
+            page.locator("#check-Bangs input[type=checkbox]").click()
+            third = _wait_change(page, second)
+            assert third != second
+            assert page.locator("#slider-Bangs input[type=number]").input_value() in ("1", "1.0", "1.00")
+            shot = tmp_path / "3_checkbox.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert not errors, errors
+            if os.environ.get("STARGAN_UPDATE_DOCS_SCREENSHOT"):
+                DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+                shutil.copyfile(shot, DOCS_SCREENSHOT)
+        finally:
+            browser.close()
