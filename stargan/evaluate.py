@@ -1,0 +1,711 @@
+"""Evaluation (issue 7): judges trained on real faces read what a model's edits show, as the paper did.
+
+Two judges, trained from scratch here (no pretrained weights can be downloaded):
+
+* the attribute judge: all 40 CelebA attributes, multi-label (BCE), trained on CelebA's train split;
+* the expression judge: RaFD's 8 expression names (cross-entropy), trained on the two prepared expression train
+  folders merged (``python -m stargan.prepare ../shared/data/expressions_posed --out
+  ../prepared/expressions_posed.soft --size 128``, same for ``expressions``). It reads luminance only, so that
+  the grayscale FER+ faces and the colour posed faces look alike to it and colour never decides an expression.
+
+Both are torchvision ResNets with one BasicBlock per stage ("resnet10", 4.9 M parameters, 9.8 MB in fp16). They
+take images in [-1, 1] of any size and resize them to their own input size (64 px), so they judge models of any
+image size.
+
+For a weights folder, every held-out face is translated to every target of its own dataset (a binary attribute
+flipped, each hair colour set, each expression set) and scored per label:
+
+* success: the judge reads the target (binary: its 0/1 reading equals the target value; expression: its argmax
+  is the target);
+* preservation: the share of the attribute judge's readings that stay the same, over the 40 attributes minus
+  the one edited (minus every hair colour for a hair-colour target, since those change by design);
+* reconstruction: mean L1 of G(G(x, c_trg), c_org) against x, in [-1, 1] units;
+* judge_accuracy_real: the judge's accuracy for that label on the real test faces (the ceiling);
+* realism: the Fréchet distance between the attribute judge's penultimate (512-d, average-pooled) features of
+  the real test faces and of all their translations ("FID-judge": FID's formula on these features, not on
+  Inception's, so its values are not comparable with published FIDs).
+
+Commands::
+
+    python -m stargan.evaluate train-judges --out benchmarks/judges
+    python -m stargan.evaluate model WEIGHTS_FOLDER [--judges benchmarks/judges] [--limit 1000] [--out DIR]
+                                     [--expression-roots DIR ...] [--update-card]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision.models.resnet import BasicBlock, ResNet
+
+from .data import CelebADataset, DataError, ExpressionDataset
+from .domains import (
+    BINARY,
+    CATEGORICAL,
+    CELEBA_ATTRIBUTES,
+    HAIR_COLOURS,
+    RAFD_EXPRESSIONS,
+    LabelSpace,
+    celeba,
+    expressions,
+)
+from .trainer import autocast
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("STARGAN_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+PREPARED_ROOT = PROJECT_ROOT.parent / "prepared"
+DEFAULT_JUDGES = PROJECT_ROOT / "benchmarks" / "judges"
+EXPRESSION_SETS = ("expressions_posed.soft", "expressions.soft")
+DEFAULT_EXPRESSION_TRAIN = tuple(PREPARED_ROOT / s / "train" for s in EXPRESSION_SETS)
+DEFAULT_EXPRESSION_TEST = tuple(PREPARED_ROOT / s / "test" for s in EXPRESSION_SETS)
+PREPARE_HINT = ("make them with `python -m stargan.prepare ../shared/data/expressions_posed --out "
+                "../prepared/expressions_posed.soft --size 128` (and the same for `expressions`)")
+JUDGE_SIZE = 64
+JUDGE_LAYERS = (1, 1, 1, 1)
+ATTRIBUTE_JUDGE = "attributes"
+EXPRESSION_JUDGE = "expressions"
+# Each judge's training recipe (train-judges' defaults): epochs, and the random shift (a fraction of the image
+# side) added to the horizontal flip. The expression data is harder and smaller per class, so it gets more of
+# both.
+JUDGE_RECIPES: dict[str, dict[str, float]] = {ATTRIBUTE_JUDGE: {"epochs": 8, "shift": 0.0},
+                                              EXPRESSION_JUDGE: {"epochs": 16, "shift": 0.06}}
+
+
+class EvaluationError(ValueError):
+    """Judges, data or a model that cannot be evaluated; the message says what, where and how to fix."""
+
+
+# ---- judges ----------------------------------------------------------------------------------------------------
+class Judge(nn.Module):
+    """A classifier of real faces: images in [-1, 1] of any size -> one logit per name."""
+
+    def __init__(self, kind: str, names: Sequence[str], image_size: int = JUDGE_SIZE, grayscale: bool = False,
+                 layers: Sequence[int] = JUDGE_LAYERS) -> None:
+        super().__init__()
+        self.kind, self.names, self.image_size, self.grayscale = kind, tuple(names), image_size, grayscale
+        self.layers = tuple(layers)
+        self.net = ResNet(BasicBlock, list(self.layers), num_classes=len(self.names))
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        if self.grayscale:
+            y = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+            x = y.expand(-1, 3, -1, -1)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate features (average-pooled, 512-d)."""
+        n = self.net
+        h = n.maxpool(n.relu(n.bn1(n.conv1(self.prepare(x)))))
+        h = n.layer4(n.layer3(n.layer2(n.layer1(h))))
+        return torch.flatten(n.avgpool(h), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.fc(self.features(x))
+
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(predictions, features): binary judges give 0/1 per name, categorical ones a class index."""
+        feats = self.features(x)
+        logits = self.net.fc(feats).float()
+        pred = (logits > 0).float() if self.kind == BINARY else logits.argmax(1)
+        return pred, feats.float()
+
+    def spec(self) -> dict[str, Any]:
+        return {"architecture": "torchvision.models.resnet.ResNet", "block": "BasicBlock",
+                "layers": list(self.layers), "num_classes": len(self.names), "kind": self.kind,
+                "names": list(self.names), "input_size": self.image_size, "grayscale": self.grayscale,
+                "input_range": [-1, 1]}
+
+
+def save_judge(judge: Judge, folder: Path, name: str, metrics: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in judge.net.state_dict().items()}
+    save_file(state, str(folder / f"{name}.safetensors"), metadata={"format": "pt"})
+    document = {**judge.spec(), "dtype": "float16", **metrics}
+    (folder / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
+    return folder / f"{name}.json"
+
+
+def load_judge(folder: str | Path, name: str) -> tuple[Judge, dict[str, Any]]:
+    """A judge from ``folder/<name>.safetensors`` + ``<name>.json``, in eval mode, fp32."""
+    folder = Path(folder)
+    spec_path, weights_path = folder / f"{name}.json", folder / f"{name}.safetensors"
+    if not spec_path.is_file() or not weights_path.is_file():
+        raise EvaluationError(f"judge {name!r} not found in {folder} (need {spec_path.name} and {weights_path.name}); "
+                              "train them with `python -m stargan.evaluate train-judges --out benchmarks/judges` "
+                              "or pass --judges with the folder that holds them")
+    spec = json.loads(spec_path.read_text())
+    if spec.get("architecture") != "torchvision.models.resnet.ResNet" or spec.get("block") != "BasicBlock":
+        raise EvaluationError(f"{spec_path}: unknown judge architecture {spec.get('architecture')!r}/"
+                              f"{spec.get('block')!r}; this version reads torchvision ResNet with BasicBlock")
+    judge = Judge(spec["kind"], spec["names"], spec["input_size"], spec["grayscale"], spec["layers"])
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights_path)).items()}
+    judge.net.load_state_dict(state)
+    return judge.eval().requires_grad_(False), spec
+
+
+def _tensors(dataset: Dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """All (images, values) of a dataset as two tensors (decoded once; the datasets are small)."""
+    xs, ys = [], []
+    for x, y in DataLoader(dataset, batch_size=batch_size, num_workers=0):
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def _augment(x: torch.Tensor, shift: float, gen: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip, and a random shift of up to ``shift`` of the side (edges repeated)."""
+    flip = torch.rand(len(x), generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if shift > 0:
+        theta = torch.zeros(len(x), 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        theta[:, :, 2] = (torch.rand(len(x), 2, generator=gen) * 2 - 1) * 2 * shift  # grid units span 2
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    return x
+
+
+def _train_judge(judge: Judge, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
+                 precision: str, seed: int, class_weight: torch.Tensor | None = None,
+                 shift: float = 0.0) -> dict[str, Any]:
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    device = torch.device("cpu")
+    judge.train().to(memory_format=torch.channels_last)
+    steps = epochs * math.ceil(len(x) / batch_size)
+    opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    start = time.time()
+    for epoch in range(epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        total, count = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            idx = perm[i: i + batch_size]
+            xb, yb = _augment(x[idx], shift, gen), y[idx]
+            with autocast(device, precision):
+                logits = judge(xb).float()
+            if judge.kind == BINARY:
+                loss = F.binary_cross_entropy_with_logits(logits, yb)
+            else:
+                loss = F.cross_entropy(logits, yb.argmax(1), weight=class_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+            count += len(idx)
+        log.info("judge %s: epoch %d/%d, loss %.4f, %.0f s", judge.kind, epoch + 1, epochs, total / count,
+                 time.time() - start)
+    judge.eval()
+    return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "precision": precision, "shift": shift,
+            "train_images": len(x), "train_seconds": round(time.time() - start, 1)}
+
+
+@torch.inference_mode()
+def judge_predictions(judge: Judge, x: torch.Tensor, precision: str = "fp32", batch_size: int = 256) -> torch.Tensor:
+    preds = []
+    for i in range(0, len(x), batch_size):
+        with autocast(torch.device("cpu"), precision):
+            preds.append(judge.read(x[i: i + batch_size])[0])
+    return torch.cat(preds)
+
+
+def binary_accuracy(pred: torch.Tensor, truth: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
+    """Per-name accuracy of 0/1 predictions against 0/1 truth (columns in ``names`` order)."""
+    acc = (pred == truth).float().mean(0)
+    return {n: round(float(a), 4) for n, a in zip(names, acc, strict=True)}
+
+
+def class_accuracy(pred: torch.Tensor, target: torch.Tensor, names: Sequence[str]) -> dict[str, float | None]:
+    """Per-class accuracy (recall) of class indices; None for a class absent from ``target``."""
+    out: dict[str, float | None] = {}
+    for i, n in enumerate(names):
+        sel = target == i
+        out[n] = round(float((pred[sel] == i).float().mean()), 4) if bool(sel.any()) else None
+    return out
+
+
+def train_judges(out: Path, celeba_root: Path, expression_train: Sequence[Path], expression_test: Sequence[Path],
+                 epochs: int | None = None, batch_size: int = 64, lr: float = 2e-3, precision: str = "bf16",
+                 seed: int = 0, which: Sequence[str] = (ATTRIBUTE_JUDGE, EXPRESSION_JUDGE),
+                 command: str = "", shift: float | None = None) -> dict[str, dict[str, Any]]:
+    """Train the judges from scratch, measure them on the held-out splits and save them into ``out``.
+
+    ``epochs`` and ``shift`` default to each judge's recipe in :data:`JUDGE_RECIPES`."""
+    results: dict[str, dict[str, Any]] = {}
+
+    def recipe(name: str) -> tuple[int, float]:
+        r = JUDGE_RECIPES[name]
+        return (int(r["epochs"]) if epochs is None else epochs), (r["shift"] if shift is None else shift)
+
+    if ATTRIBUTE_JUDGE in which:
+        labels = celeba(CELEBA_ATTRIBUTES)
+        x, y = _tensors(CelebADataset(celeba_root, labels, "train", image_size=JUDGE_SIZE))
+        judge = Judge(BINARY, labels.names)
+        n_epochs, n_shift = recipe(ATTRIBUTE_JUDGE)
+        info = _train_judge(judge, x, y, n_epochs, batch_size, lr, precision, seed, shift=n_shift)
+        del x, y
+        xt, yt = _tensors(CelebADataset(celeba_root, labels, "test", image_size=JUDGE_SIZE))
+        per = binary_accuracy(judge_predictions(judge, xt), yt, labels.names)
+        majority = binary_accuracy((yt.mean(0, keepdim=True) > 0.5).float().expand_as(yt), yt, labels.names)
+        metrics = {"data": {"train": f"{celeba_root} (train split)", "test": f"{celeba_root} (test split)",
+                            "test_images": len(xt)},
+                   "training": info, "command": command,
+                   "accuracy_mean": round(sum(per.values()) / len(per), 4),
+                   "majority_baseline_mean": round(sum(majority.values()) / len(majority), 4),
+                   "accuracy": per}
+        save_judge(judge, out, ATTRIBUTE_JUDGE, metrics)
+        results[ATTRIBUTE_JUDGE] = metrics
+        log.info("attribute judge: mean held-out accuracy %.4f (majority %.4f)", metrics["accuracy_mean"],
+                 metrics["majority_baseline_mean"])
+    if EXPRESSION_JUDGE in which:
+        labels = expressions(RAFD_EXPRESSIONS)
+        x, y = _tensors(ExpressionDataset(expression_train, labels, image_size=JUDGE_SIZE))
+        counts = y.sum(0)
+        weight = (counts.sum() / counts.clamp(min=1)).sqrt()
+        weight = weight / weight.mean()  # inverse-sqrt frequency: the rare classes are not ignored
+        judge = Judge(CATEGORICAL, labels.names, grayscale=True)
+        n_epochs, n_shift = recipe(EXPRESSION_JUDGE)
+        info = _train_judge(judge, x, y, n_epochs, batch_size, lr, precision, seed, class_weight=weight,
+                            shift=n_shift)
+        info["class_weight"] = {n: round(float(w), 3) for n, w in zip(labels.names, weight, strict=True)}
+        del x, y
+        per_set = {}
+        for root in expression_test:
+            xt, yt = _tensors(ExpressionDataset([root], labels, image_size=JUDGE_SIZE))
+            pred, target = judge_predictions(judge, xt), yt.argmax(1)
+            per_set[str(root)] = {"images": len(xt), "accuracy": round(float((pred == target).float().mean()), 4),
+                                  "per_class": class_accuracy(pred, target, labels.names)}
+        xt, yt = _tensors(ExpressionDataset(expression_test, labels, image_size=JUDGE_SIZE))
+        pred, target = judge_predictions(judge, xt), yt.argmax(1)
+        per = class_accuracy(pred, target, labels.names)
+        metrics = {"data": {"train": [str(p) for p in expression_train], "test": [str(p) for p in expression_test],
+                            "test_images": len(xt)},
+                   "training": info, "command": command,
+                   "accuracy_overall": round(float((pred == target).float().mean()), 4),
+                   "accuracy_mean_per_class": round(sum(v for v in per.values() if v is not None)
+                                                    / sum(v is not None for v in per.values()), 4),
+                   "accuracy": per, "per_test_set": per_set}
+        save_judge(judge, out, EXPRESSION_JUDGE, metrics)
+        results[EXPRESSION_JUDGE] = metrics
+        log.info("expression judge: held-out accuracy %.4f overall, %.4f mean per class",
+                 metrics["accuracy_overall"], metrics["accuracy_mean_per_class"])
+    return results
+
+
+
+# ---- evaluating a model ---------------------------------------------------------------------------------------
+@dataclass
+class TestFaces:
+    """Held-out faces of one dataset of a model's label space, at the model's image size."""
+
+    dataset: str
+    images: torch.Tensor  # (N, 3, S, S) in [-1, 1]
+    values: torch.Tensor  # (N, len(block)): the faces' real labels in the model's block (c_org)
+    attributes: torch.Tensor | None  # (N, 40) real CelebA labels in CELEBA_ATTRIBUTES order; None for expressions
+    source: list[str]
+    available: int  # faces in the held-out split before --limit
+
+
+def _subset(dataset: Dataset, limit: int | None, seed: int) -> tuple[Dataset, int]:
+    n = len(dataset)
+    if limit is None or limit >= n:
+        return dataset, n
+    keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+    return Subset(dataset, keep.tolist()), n
+
+
+def load_test_faces(space: LabelSpace, image_size: int, celeba_root: Path = DATA_ROOT / "celeba_hq_128",
+                    expression_roots: Sequence[Path] = DEFAULT_EXPRESSION_TEST, limit: int | None = 1000,
+                    seed: int = 0) -> list[TestFaces]:
+    """Held-out faces for every dataset of ``space``: CelebA's test split for a binary block, the expression test
+    folders for a categorical one; ``limit`` faces per dataset at most (a seeded random subset)."""
+    out = []
+    for d in space.datasets:
+        if d.kind == BINARY:
+            unknown = [n for n in d.names if n not in CELEBA_ATTRIBUTES]
+            if unknown:
+                raise EvaluationError(f"dataset {d.name!r} has non-CelebA attribute(s) {unknown}; the attribute "
+                                      "judge knows CelebA's 40 attributes only")
+            full = CelebADataset(celeba_root, celeba(CELEBA_ATTRIBUTES), "test", image_size=image_size)
+            subset, available = _subset(full, limit, seed)
+            images, attributes = _tensors(subset)
+            columns = [CELEBA_ATTRIBUTES.index(n) for n in d.names]
+            out.append(TestFaces(d.name, images, attributes[:, columns], attributes, [f"{celeba_root} (test split)"],
+                                 available))
+        else:
+            missing = [str(r) for r in expression_roots if not Path(r).is_dir()]
+            if missing:
+                raise EvaluationError(f"expression test folder(s) not found: {missing}; pass --expression-roots, "
+                                      f"or {PREPARE_HINT}")
+            subset, available = _subset(ExpressionDataset(expression_roots, d, image_size=image_size), limit, seed)
+            images, values = _tensors(subset)
+            out.append(TestFaces(d.name, images, values, None, [str(r) for r in expression_roots], available))
+    return out
+
+
+def reads_target(judge: Judge, pred: torch.Tensor, name: str, wanted: torch.Tensor | None = None) -> torch.Tensor:
+    """Per face, whether the judge's reading ``pred`` shows the target: for a binary judge, the reading of
+    ``name`` equals ``wanted`` (0/1 per face); for a categorical judge, the argmax is ``name``."""
+    j = judge.names.index(name)
+    if judge.kind == BINARY:
+        if wanted is None:
+            raise ValueError("a binary target needs the wanted value per face")
+        return pred[:, j] == (wanted > 0.5).float()
+    return pred == j
+
+
+class _Moments:
+    """Running mean and covariance of feature vectors (float64), for the Fréchet distance."""
+
+    def __init__(self) -> None:
+        self.n, self.sum, self.outer = 0, None, None
+
+    def add(self, f: torch.Tensor, weight: int = 1) -> None:
+        """Add feature rows, each counted ``weight`` times."""
+        f = f.double()
+        s, o = weight * f.sum(0), weight * (f.T @ f)
+        self.sum = s if self.sum is None else self.sum + s
+        self.outer = o if self.outer is None else self.outer + o
+        self.n += weight * len(f)
+
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mu = self.sum / self.n
+        cov = (self.outer - self.n * torch.outer(mu, mu)) / max(self.n - 1, 1)
+        return mu, cov
+
+
+def frechet_distance(a: _Moments, b: _Moments) -> float:
+    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (FID's formula)."""
+    (m1, s1), (m2, s2) = a.stats(), b.stats()
+    vals, vecs = torch.linalg.eigh(s1)
+    root1 = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+    cross = torch.linalg.eigvalsh(root1 @ s2 @ root1).clamp(min=0).sqrt().sum()
+    return float((m1 - m2).square().sum() + torch.trace(s1) + torch.trace(s2) - 2 * cross)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return round(sum(kept) / len(kept), 4) if kept else None
+
+
+@dataclass
+class Report:
+    evaluation: dict[str, Any]  # the model card's shape: per_label, summary, command, test_faces
+    details: dict[str, Any]
+    grid: torch.Tensor  # (3, H, W) in [0, 1]
+
+    def markdown(self) -> str:
+        ev, s = self.evaluation, self.evaluation["summary"]
+
+        def f(v: float | None, pct: bool = True) -> str:
+            return "n/a" if v is None else (f"{100 * v:.1f}%" if pct else f"{v:.3f}")
+
+        lines = [f"Model: `{self.details['model']}`", "",
+                 "| label | dataset | success | preservation | reconstruction L1 | judge on real |",
+                 "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for name, m in ev["per_label"].items():
+            lines.append(f"| {name} | {self.details['dataset_of'][name]} | {f(m['success'])} | "
+                         f"{f(m['preservation'])} | {f(m['reconstruction'], False)} | {f(m['judge_accuracy_real'])} |")
+        lines += ["", "| summary | value |", "| --- | ---: |"]
+        for k, v in s.items():
+            lines.append(f"| {k} | {f(v, pct=k != 'realism_fid_judge')} |")
+        faces = ", ".join(f"{k}: {v['faces']} of {v['available']}" for k, v in ev["test_faces"].items())
+        lines += ["", f"Held-out faces: {faces}. Realism: {self.details['realism_features']}; the same distance "
+                  f"between two halves of the real faces is {self.details['realism_real_halves']:.2f}.",
+                  f"Runtime {self.details['runtime_s']:.0f} s ({self.details['precision']}, "
+                  f"{self.details['threads']} thread(s)).", "", f"Command: `{ev['command']}`", ""]
+        return "\n".join(lines)
+
+
+@torch.inference_mode()
+def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
+                   celeba_root: Path = DATA_ROOT / "celeba_hq_128",
+                   expression_roots: Sequence[Path] = DEFAULT_EXPRESSION_TEST, limit: int | None = 1000,
+                   batch_size: int = 64, precision: str = "auto", seed: int = 0, command: str = "",
+                   grid_faces: int = 4, rec_limit: int | None = 256) -> Report:
+    """Translate every held-out face to every target of its dataset and score it with the judges.
+
+    ``model`` is a weights folder path or a :class:`stargan.weights.LoadedModel` (its ``generator`` may be any
+    module called as ``G(x, c)``). ``precision`` "auto" is bf16 autocast where the CPU computes bf16 natively,
+    else fp32. Reconstruction is measured on the first ``rec_limit`` faces of each dataset (rounded up to whole
+    batches; None: all), since it costs a second pass of G per face and target.
+    """
+    from .weights import LoadedModel, load_weights
+
+    start = time.time()
+    precision = resolve_precision(precision)
+    loaded: LoadedModel = model if isinstance(model, LoadedModel) else load_weights(model, load_discriminator=False)
+    space, size, g = loaded.config.label_space, loaded.config.image_size, loaded.generator
+    attr_judge, attr_spec = load_judge(judges, ATTRIBUTE_JUDGE)
+    expr_judge = None
+    if any(d.kind == CATEGORICAL for d in space.datasets):
+        expr_judge, _ = load_judge(judges, EXPRESSION_JUDGE)
+    faces = load_test_faces(space, size, celeba_root, expression_roots, limit, seed)
+    device = torch.device("cpu")
+    real_moments, fake_moments = _Moments(), _Moments()
+    real_features: list[torch.Tensor] = []
+    per_label: dict[str, dict[str, float | None]] = {}
+    dataset_of: dict[str, str] = {}
+    grid_rows: list[list[torch.Tensor]] = []
+
+    def batches(n: int):
+        return range(0, n, batch_size)
+
+    for tf in faces:
+        d = space.dataset(tf.dataset)
+        x, n = tf.images, len(tf.images)
+        attr_real, expr_real = [], []
+        for i in batches(n):
+            with autocast(device, precision):
+                p, feats = attr_judge.read(x[i: i + batch_size])
+                attr_real.append(p)
+                # Each real face counts once per target, as its translations do, so that datasets with
+                # different numbers of targets weigh the same in both distributions.
+                real_moments.add(feats, weight=len(d))
+                real_features.append(feats)
+                if d.kind == CATEGORICAL:
+                    expr_real.append(expr_judge.read(x[i: i + batch_size])[0])
+        attr_real = torch.cat(attr_real)
+        c_org = space.g_label(tf.values, d.name)
+        rows = [[x[k]] for k in range(min(grid_faces, n))]
+        for name, target in space.single_domain_targets(d.name, tf.values):
+            c_trg = space.g_label(target, d.name)
+            hits, kept, l1, n_rec = 0.0, 0.0, 0.0, 0
+            excluded = {name} | (set(HAIR_COLOURS) if name in HAIR_COLOURS else set())
+            keep = [j for j, a in enumerate(attr_judge.names) if a not in excluded]
+            for i in batches(n):
+                xb = x[i: i + batch_size]
+                with autocast(device, precision):
+                    fake = g(xb, c_trg[i: i + batch_size]).float().clamp(-1, 1)
+                    if rec_limit is None or i < rec_limit:
+                        rec = g(fake, c_org[i: i + batch_size]).float()
+                        l1 += float((rec - xb).abs().mean(dim=(1, 2, 3)).sum())
+                        n_rec += len(xb)
+                    attr_fake, feats = attr_judge.read(fake)
+                    if d.kind == BINARY:
+                        hits += float(reads_target(attr_judge, attr_fake, name,
+                                                   target[i: i + batch_size, d.index(name)]).sum())
+                    else:
+                        hits += float(reads_target(expr_judge, expr_judge.read(fake)[0], name).sum())
+                fake_moments.add(feats)
+                kept += float((attr_fake[:, keep] == attr_real[i: i + batch_size][:, keep]).float().mean(1).sum())
+                if i == 0:
+                    for k, row in enumerate(rows):
+                        row.append(fake[k])
+            if d.kind == BINARY:
+                j = attr_judge.names.index(name)
+                real_acc = float((attr_real[:, j] == tf.attributes[:, j]).float().mean())
+            else:
+                real_acc = class_accuracy(torch.cat(expr_real), tf.values.argmax(1), expr_judge.names)[name]
+            per_label[name] = {"success": round(hits / n, 4), "preservation": round(kept / n, 4),
+                               "reconstruction": round(l1 / n_rec, 4),
+                               "judge_accuracy_real": None if real_acc is None else round(real_acc, 4)}
+            dataset_of[name] = d.name
+            log.info("%s: success %.3f, preservation %.3f, reconstruction %.4f (%.0f s)", name,
+                     per_label[name]["success"], per_label[name]["preservation"], per_label[name]["reconstruction"],
+                     time.time() - start)
+        grid_rows += rows
+
+    realism = frechet_distance(real_moments, fake_moments)
+    halves = torch.cat(real_features)
+    perm = torch.randperm(len(halves), generator=torch.Generator().manual_seed(seed))
+    first, second = _Moments(), _Moments()
+    first.add(halves[perm[: len(perm) // 2]])
+    second.add(halves[perm[len(perm) // 2:]])
+
+    def success(name: str) -> float | None:
+        return per_label[name]["success"] if name in per_label else None
+
+    summary = {
+        "hair_colour_success": _mean([success(n) for n in HAIR_COLOURS if n in per_label]),
+        "gender_success": success("Male"),
+        "age_success": success("Young"),
+        "expression_success_mean": _mean([per_label[n]["success"] for n, ds in dataset_of.items()
+                                          if space.dataset(ds).kind == CATEGORICAL]),
+        "preservation_mean": _mean([m["preservation"] for m in per_label.values()]),
+        "realism_fid_judge": round(max(realism, 0.0), 3),
+    }
+    test_faces = {tf.dataset: {"faces": len(tf.images), "available": tf.available, "source": tf.source,
+                               "image_size": size,
+                               "reconstruction_faces": _rec_faces(len(tf.images), rec_limit, batch_size)}
+                  for tf in faces}
+    evaluation = {"per_label": per_label, "summary": summary, "command": command, "test_faces": test_faces}
+    details = {"model": str(loaded.path), "dataset_of": dataset_of, "judges": str(judges),
+               "attribute_judge_accuracy_mean": attr_spec.get("accuracy_mean"),
+               "realism_features": ("Fréchet distance on the attribute judge's 512-d penultimate features "
+                                    f"(ResNet average pool, {attr_judge.image_size} px input), real test faces (each "
+                                    "counted once per target of its dataset) vs all their translations"),
+               "realism_real_halves": round(frechet_distance(first, second), 3),
+               "preservation": ("share of the attribute judge's 40 readings unchanged, without the edited "
+                                "attribute (and without every hair colour for a hair-colour target)"),
+               "precision": precision, "threads": torch.get_num_threads(), "batch_size": batch_size,
+               "runtime_s": round(time.time() - start, 1)}
+    return Report(evaluation, details, _grid(grid_rows))
+
+
+def _rec_faces(n: int, rec_limit: int | None, batch_size: int) -> int:
+    return n if rec_limit is None else min(n, math.ceil(rec_limit / batch_size) * batch_size)
+
+
+def resolve_precision(precision: str) -> str:
+    """"auto": bf16 where the CPU has native bf16 (e.g. AVX512-BF16, AMX), fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bf16" if native else "fp32"
+
+
+def _grid(rows: list[list[torch.Tensor]]) -> torch.Tensor:
+    """Rows of [input, each target...] (different lengths per dataset), padded with white, in [0, 1]."""
+    from torchvision.utils import make_grid
+
+    width = max(len(r) for r in rows)
+    tiles = []
+    for r in rows:
+        r = [t.float() for t in r]
+        tiles += r + [torch.ones_like(r[0])] * (width - len(r))
+    return make_grid(torch.stack(tiles).add(1).div(2).clamp(0, 1), nrow=width, padding=2, pad_value=1.0)
+
+
+def write_report(report: Report, out: str | Path) -> dict[str, Path]:
+    """evaluation.md, evaluation.json (the card's shape plus ``details``) and sample_grid.png into ``out``."""
+    from torchvision.utils import save_image
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out / "evaluation.md", "json": out / "evaluation.json", "grid": out / "sample_grid.png"}
+    paths["markdown"].write_text(report.markdown())
+    paths["json"].write_text(json.dumps({**report.evaluation, "details": report.details}, indent=2) + "\n")
+    save_image(report.grid, paths["grid"])
+    return paths
+
+
+def update_card(folder: str | Path, evaluation: dict[str, Any]) -> None:
+    """Write ``evaluation`` into the weights folder's config.json provenance and regenerate its README.md."""
+    from .weights import (
+        CARD_FILE,
+        CONFIG_FILE,
+        DISCRIMINATOR_FILE,
+        GENERATOR_FILE,
+        SAMPLE_GRID_FILE,
+        model_card,
+        read_config,
+    )
+
+    folder = Path(folder)
+    config, template, provenance = read_config(folder / CONFIG_FILE)
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    provenance["evaluation"] = evaluation
+    document["provenance"] = provenance
+
+    def params(file: str) -> int | None:
+        path = folder / file
+        return sum(t.numel() for t in load_file(str(path)).values()) if path.is_file() else None
+
+    card = model_card(config, provenance, template, g_params=params(GENERATOR_FILE),
+                      d_params=params(DISCRIMINATOR_FILE), sample_grid=(folder / SAMPLE_GRID_FILE).exists())
+    for name, text in ((CONFIG_FILE, json.dumps(document, indent=2) + "\n"), (CARD_FILE, card)):
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(folder / name)
+    log.info("wrote the evaluation into %s and regenerated %s", folder / CONFIG_FILE, folder / CARD_FILE)
+
+
+# ---- command line ---------------------------------------------------------------------------------------------
+def _command() -> str:
+    return "python -m stargan.evaluate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .weights import WeightsError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m stargan.evaluate", description=__doc__.split("\n\n")[0],
+        epilog=("The expression folders are the prepared (aligned) copies: " + PREPARE_HINT
+                + ". STARGAN_DATA overrides the shared data folder (default ../shared/data)."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    tj = sub.add_parser("train-judges", help="train the attribute and expression judges from scratch")
+    tj.add_argument("--out", type=Path, default=DEFAULT_JUDGES)
+    tj.add_argument("--celeba", type=Path, default=DATA_ROOT / "celeba_hq_128")
+    tj.add_argument("--expression-train", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TRAIN))
+    tj.add_argument("--expression-test", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TEST))
+    tj.add_argument("--only", choices=(ATTRIBUTE_JUDGE, EXPRESSION_JUDGE), default=None)
+    tj.add_argument("--epochs", type=int, default=None, help="default: each judge's recipe (JUDGE_RECIPES)")
+    tj.add_argument("--shift", type=float, default=None,
+                    help="random shift augmentation, a fraction of the side (default: each judge's recipe)")
+    tj.add_argument("--batch-size", type=int, default=64)
+    tj.add_argument("--lr", type=float, default=2e-3)
+    tj.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
+    tj.add_argument("--seed", type=int, default=0)
+    ev = sub.add_parser("model", help="evaluate a weights folder on held-out faces")
+    ev.add_argument("weights", help="a weights folder (config.json + model.safetensors) or a Hub repo id")
+    ev.add_argument("--judges", type=Path, default=DEFAULT_JUDGES)
+    ev.add_argument("--limit", type=int, default=1000, help="held-out faces per dataset (a seeded random subset)")
+    ev.add_argument("--out", type=Path, default=None,
+                    help="report folder (default: benchmarks/evaluations/<weights folder name>)")
+    ev.add_argument("--celeba", type=Path, default=DATA_ROOT / "celeba_hq_128")
+    ev.add_argument("--expression-roots", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TEST),
+                    help="prepared expression test folders (default: the two prepared test folders)")
+    ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="auto: bf16 autocast where the CPU computes bf16 natively, else fp32")
+    ev.add_argument("--rec-limit", type=int, default=256,
+                    help="faces per dataset whose reconstruction is measured (a second pass of G); 0: all")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--update-card", action="store_true",
+                    help="write the results into the folder's config.json provenance and regenerate README.md")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.cmd == "train-judges":
+            which = (args.only,) if args.only else (ATTRIBUTE_JUDGE, EXPRESSION_JUDGE)
+            results = train_judges(args.out, args.celeba, args.expression_train, args.expression_test,
+                                   args.epochs, args.batch_size, args.lr, args.precision, args.seed, which,
+                                   command=_command(), shift=args.shift)
+            for name, m in results.items():
+                print(f"{name}: " + json.dumps({k: v for k, v in m.items() if k.startswith("accuracy")}))
+        else:
+            report = evaluate_model(args.weights, args.judges, args.celeba, args.expression_roots, args.limit,
+                                    args.batch_size, args.precision, args.seed, command=_command(),
+                                    rec_limit=args.rec_limit or None)
+            out = args.out or PROJECT_ROOT / "benchmarks" / "evaluations" / Path(report.details["model"]).name
+            paths = write_report(report, out)
+            print(report.markdown())
+            print("wrote " + ", ".join(str(p) for p in paths.values()))
+            if args.update_card:
+                update_card(report.details["model"], report.evaluation)
+                print(f"updated {Path(report.details['model']) / 'config.json'} and README.md")
+    except (EvaluationError, DataError, WeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
