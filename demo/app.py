@@ -13,7 +13,8 @@ import json
 import logging
 import sys
 import threading
-from collections import OrderedDict
+import uuid
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,33 @@ def _show(crop: np.ndarray | None, size: int = 256) -> np.ndarray | None:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
+class Previews:
+    """Images for the page as JPEG files (quality 92, no chroma subsampling): encoding a 512 px photo takes ~1 ms,
+    PNG ~150 ms, which would dominate a live slider edit. The PNG comes from the "Save as PNG" button. Only the
+    most recent files are kept (Gradio copies each into its own cache when it sends it)."""
+
+    def __init__(self, keep: int = 512) -> None:
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix="stargan-demo-"))
+        self._recent: deque[Path] = deque()
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def __call__(self, image: np.ndarray | None) -> str | None:
+        if image is None:
+            return None
+        from PIL import Image
+
+        path = self.folder / f"{uuid.uuid4().hex}.jpg"
+        Image.fromarray(image).save(path, format="JPEG", quality=92, subsampling=0)
+        with self._lock:
+            self._recent.append(path)
+            while len(self._recent) > self._keep:
+                self._recent.popleft().unlink(missing_ok=True)
+        return str(path)
+
+
 def _face_choices(prepared: PreparedPhoto | None) -> list[str]:
     if prepared is None:
         return ["Face 1"]
@@ -180,7 +208,9 @@ def build_demo(default: Editor) -> gr.Blocks:
     def visible_names(editor: Editor) -> set[str]:
         return set(editor.names)
 
-    with gr.Blocks(title="StarGAN Studio") as demo:
+    preview = Previews()
+
+    with gr.Blocks(title="StarGAN Studio", delete_cache=(1800, 3600)) as demo:
         state = gr.State({})
         gr.Markdown("# StarGAN Studio\nUpload a photo (or use the webcam, or paste one), then move the sliders: "
                     "one network (StarGAN, Choi et al. 2018) edits the face and the change is pasted back into "
@@ -201,11 +231,14 @@ def build_demo(default: Editor) -> gr.Blocks:
             with gr.Column(scale=4):
                 with gr.Row():
                     before_img = gr.Image(label="Aligned face (before)", interactive=False, height=200,
-                                          elem_id="before", format="png")
+                                          elem_id="before")
                     after_img = gr.Image(label="Aligned face (after)", interactive=False, height=200,
-                                         elem_id="after", format="png")
-                photo_out = gr.Image(label="Your photo, edited (download as PNG)", interactive=False, format="png",
-                                     elem_id="output-photo", height=420, buttons=["download", "fullscreen"])
+                                         elem_id="after")
+                photo_out = gr.Image(label="Your photo, edited (preview)", interactive=False,
+                                     elem_id="output-photo", height=420, buttons=["fullscreen"])
+                with gr.Row():
+                    save_png = gr.Button("Save as PNG", size="sm", elem_id="save-png")
+                    png_file = gr.File(label="PNG", elem_id="png-file", height=60)
             with gr.Column(scale=4):
                 model_box = gr.Textbox(default.source, label="Model (weights folder or Hub id owner/name)",
                                        elem_id="model-box")
@@ -244,7 +277,7 @@ def build_demo(default: Editor) -> gr.Blocks:
                                      mode=mode_value if mode_value in MODES else "delta")
             except (KeyError, ValueError) as e:
                 raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
-            return _show(result.after[0]), result.photo
+            return preview(_show(result.after[0])), preview(result.photo)
 
         def reading(st: dict, face_choice: str) -> dict[str, float]:
             prepared: PreparedPhoto = st["prepared"]
@@ -271,8 +304,9 @@ def build_demo(default: Editor) -> gr.Blocks:
             message = (f"{n} faces found: pick one, or all." if n > 1 else "1 face found.") + \
                 f" Model: `{editor.source}` ({editor.image_size} px, {editor.precision})."
             controls = controls_for(st, choices[0])
-            return [st, gr.update(choices=choices, value=choices[0]), _show(prepared.faces[0].crop), _show(prepared.faces[0].crop),
-                    prepared.photo, message] + controls
+            crop = preview(_show(prepared.faces[0].crop))
+            return [st, gr.update(choices=choices, value=choices[0]), crop, crop, preview(prepared.photo), message] + \
+                controls
 
         photo_outputs = [state, face, before_img, after_img, photo_out, status] + slider_list + check_list
         image.change(on_photo, [image, state], photo_outputs, trigger_mode="always_last", concurrency_id="prepare",
@@ -284,8 +318,8 @@ def build_demo(default: Editor) -> gr.Blocks:
             controls = controls_for(st, face_choice)
             prepared: PreparedPhoto = st["prepared"]
             index = _face_arg(face_choice)
-            crop = _show(prepared.faces[0 if index == "all" else index].crop)
-            return [st, crop, crop, prepared.photo] + controls
+            crop = preview(_show(prepared.faces[0 if index == "all" else index].crop))
+            return [st, crop, crop, preview(prepared.photo)] + controls
 
         face.input(on_face, [face, mode, state], [state, before_img, after_img, photo_out] + slider_list + check_list,
                    api_name="select_face")
@@ -324,13 +358,29 @@ def build_demo(default: Editor) -> gr.Blocks:
                             concurrency_id="edit", concurrency_limit=CONCURRENCY, show_progress="hidden",
                             api_visibility="undocumented")
 
+        def on_save(st: dict, face_choice: str, mode_value: str, *values: float):
+            prepared: PreparedPhoto | None = (st or {}).get("prepared")
+            if prepared is None:
+                raise gr.Error("upload a photo first", title="Nothing to save")
+            result = editor_of(st).edit(prepared, _settings(st, values, names), face=_face_arg(face_choice),
+                                        mode=mode_value if mode_value in MODES else "delta")
+            from PIL import Image
+
+            path = preview.folder / f"stargan-edit-{uuid.uuid4().hex[:8]}.png"
+            Image.fromarray(result.photo).save(path, format="PNG")
+            return str(path)
+
+        save_png.click(on_save, [state, face, mode] + slider_list, png_file, concurrency_id="edit",
+                       concurrency_limit=CONCURRENCY, api_name="save_png")
+
         def on_reset(st: dict, face_choice: str):
             if not st or st.get("prepared") is None:
                 return [gr.update() for _ in names] * 2 + [None, None]
             controls = controls_for(st, face_choice)
             prepared: PreparedPhoto = st["prepared"]
             index = _face_arg(face_choice)
-            return controls + [_show(prepared.faces[0 if index == "all" else index].crop), prepared.photo]
+            return controls + [preview(_show(prepared.faces[0 if index == "all" else index].crop)),
+                               preview(prepared.photo)]
 
         reset.click(on_reset, [state, face], slider_list + check_list + outputs_edit, api_name="reset")
 
