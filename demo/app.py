@@ -439,6 +439,8 @@ def build_demo(default: Editor) -> gr.Blocks:
         api_button.click(api_edit, [api_image, api_settings, api_face, api_mode], [api_photo, api_after],
                          api_name="edit", concurrency_id="edit", concurrency_limit=CONCURRENCY)
     demo.models = models  # type: ignore[attr-defined]  (tests reach the shared editor through it)
+    demo.controls = sliders  # type: ignore[attr-defined]
+    demo.accordions = accordions  # type: ignore[attr-defined]
     return demo
 
 

@@ -181,3 +181,45 @@ def test_small_load(app):
         times = [t for ts in pool.map(safe, range(4)) for t in ts]
     assert not errors, errors
     assert len(times) == 12 and statistics.median(times) < 30
+
+
+def test_controls_follow_the_label_space(app, tmp_path):
+    """Every name of the model gets a visible slider and checkbox, grouped; names it lacks are hidden; labels
+    carry the model card's measured success."""
+    import torch
+
+    from stargan.config import ModelConfig
+    from stargan.domains import LabelSpace, celeba
+    from stargan.inference import Editor
+    from stargan.models import build_discriminator, build_generator
+    from stargan.weights import save_weights
+
+    sys.path.insert(0, str(ROOT / "demo"))
+    import app as demo_app
+
+    demo, _ = app
+    shipped = demo.models.get(None)
+    assert set(shipped.names) <= set(demo_app.ALL_NAMES)
+    assert len(demo_app.ALL_NAMES) == len(set(demo_app.ALL_NAMES)) == 48
+    for name in shipped.names:
+        assert demo.controls[name].row.visible, name
+    # a small model with five attributes and a recorded success for one of them
+    torch.manual_seed(0)
+    config = ModelConfig(LabelSpace((celeba(),)), image_size=32, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
+                         d_repeat_num=2)
+    folder = save_weights(tmp_path / "small", build_generator(config), config, build_discriminator(config),
+                          provenance={"evaluation": {"per_label": {"Blond_Hair": {"success": 0.84}}}})
+    small = demo_app.build_demo(Editor(folder, precision="fp32"))
+    for name in demo_app.ALL_NAMES:
+        assert small.controls[name].row.visible == (name in config.label_space.all_names), name
+    assert small.controls["Blond_Hair"].label == "Blond_Hair · 84% success"
+    assert small.controls["Male"].label == "Male"
+    assert not small.accordions["Expression"].visible and small.accordions["Hair"].visible
+
+
+def test_missing_weights_is_a_clear_error(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "demo"))
+    import app as demo_app
+
+    assert demo_app.main(["--weights", str(tmp_path / "nowhere")]) == 2
+    assert "failed to load" in capsys.readouterr().err
