@@ -138,6 +138,38 @@ def mean_chroma(image: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float(chroma[mask].mean() if mask is not None else chroma.mean())
 
 
+class LabelFoldedGenerator(torch.nn.Module):
+    """G with its first convolution split by linearity, for inference: the same function, fewer FLOPs.
+
+    G's first layer convolves ``cat[x, c]`` where the label channels are ``c`` repeated over the image:
+    ``conv(cat[x, c]) = conv(x, W_x) + conv(1, sum_k c_k W_k)``: the image part has 3 input channels instead of
+    3 + len(c), and the label part is one single-channel convolution of a map of ones (zero padding makes it
+    vary only near the border). At 64 px with 50 labels this removes ~40% of G's FLOPs. Outputs match G's to
+    float rounding (tests/test_inference.py checks it)."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        first = generator.main[0]
+        if not (isinstance(first, torch.nn.Conv2d) and first.bias is None and first.stride == (1, 1)
+                and first.in_channels == 3 + generator.c_dim and first.groups == 1):
+            raise ValueError("G's first layer is not the expected label-concatenating convolution")
+        self.c_dim = generator.c_dim
+        self.first = first
+        self.rest = generator.main[1:]
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if c.shape[-1] != self.c_dim:
+            raise ValueError(f"G expects labels of length {self.c_dim}, got {c.shape[-1]}")
+        w = self.first.weight
+        pad = self.first.padding
+        b, _, h, wd = x.shape
+        image_part = torch.nn.functional.conv2d(x, w[:, :3], None, 1, pad)
+        kernels = torch.einsum("bk,okij->boij", c.to(w.dtype), w[:, 3:])  # (B, O, kh, kw)
+        label_part = torch.nn.functional.conv2d(x.new_ones(1, 1, h, wd), kernels.reshape(-1, 1, *w.shape[2:]),
+                                                None, 1, pad).view(b, -1, h, wd)
+        return self.rest(image_part + label_part)
+
+
 def _dataset_order(space: LabelSpace) -> list[DatasetLabels]:
     """Attributes first, then expressions (issue 6), each group in label-space order."""
     return [d for d in space.datasets if d.kind == BINARY] + [d for d in space.datasets if d.kind == CATEGORICAL]
@@ -149,7 +181,7 @@ class Editor:
 
     def __init__(self, weights: str | Path | LoadedModel = DEFAULT_WEIGHTS, device: str = "cpu",
                  precision: Literal["auto", "fp32", "bf16"] = "auto", detector: FaceDetector | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, max_faces: int = 8) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_faces: int = 8, fold_labels: bool = True) -> None:
         if isinstance(weights, LoadedModel):
             self.model = weights
         else:
@@ -168,6 +200,12 @@ class Editor:
         if self.model.discriminator is None:
             logger.warning("%s has no discriminator: a face's labels cannot be read; edits start from neutral "
                            "labels (attributes 0, expressions uniform)", self.model.path)
+        self.generator: torch.nn.Module = self.model.generator
+        if fold_labels:
+            try:
+                self.generator = LabelFoldedGenerator(self.model.generator)
+            except ValueError as e:
+                logger.info("not folding G's label channels: %s", e)
         self.max_pixels = max_pixels
         self.max_faces = max_faces
         self._detector = detector
@@ -218,7 +256,7 @@ class Editor:
         c = c.to(self.device)
         times: dict[str, float] = {}
         outs: dict[str, torch.Tensor] = {}
-        G = self.model.generator
+        G = self.generator
         with torch.inference_mode():
             for name in ("fp32", "bf16", "fp32", "bf16"):  # interleaved: fair to both under load
                 ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if name == "bf16" else nullcontext()
@@ -324,7 +362,7 @@ class Editor:
     # ---- translating ---------------------------------------------------------------------------------------------
     def _g(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), self._autocast():
-            return self.model.generator(x.to(self.device), c.to(self.device)).float().cpu()
+            return self.generator(x.to(self.device), c.to(self.device)).float().cpu()
 
     def _run(self, x: torch.Tensor, source: torch.Tensor, settings: Mapping[str, float], mode: str,
              caches: Sequence[dict[str, torch.Tensor]] | None = None) -> torch.Tensor:

@@ -104,7 +104,7 @@ def test_chained_attribute_then_expression(editor, prepared):
     x, src = face.tensor[None], face.source[None]
     both = editor.translate(x, {"Blond_Hair": 1.0, expression: 1.0}, src)
     # by hand: the attribute pass with the celeba mask, then the expression pass (luminance only) on its output
-    space, G = editor.space, editor.model.generator
+    space, G = editor.space, editor.generator
     attr = space.dataset_of("Blond_Hair")
     expr = space.dataset_of(expression)
     a_t = space.values({"Blond_Hair": 1.0}, base=src[0, space.block(attr.name)], dataset=attr.name)
@@ -231,6 +231,18 @@ def test_cli(editor, tmp_path, capsys):
     assert translate_main([str(photo), "--set", "Purple_Hair=1", "--out", str(out)]) == 1
     assert "not a label" in capsys.readouterr().err
     assert translate_main([str(Path(tmp_path / "missing.jpg")), "--read"]) == 1
+
+
+def test_label_folded_generator_is_g(editor):
+    """The inference G (first convolution split by linearity) computes the same function as the plain G."""
+    from stargan.inference import LabelFoldedGenerator
+
+    assert isinstance(editor.generator, LabelFoldedGenerator)
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, editor.image_size, editor.image_size) * 2 - 1
+    c = torch.rand(3, editor.config.g_label_dim)
+    with torch.inference_mode():
+        assert torch.allclose(editor.generator(x, c), editor.model.generator(x, c), atol=1e-4)
 
 
 def test_helpers():
