@@ -53,6 +53,9 @@ Mode = Literal["delta", "direct"]
 # bf16 is used only when it is faster and G's output stays this close to fp32's (images in [-1, 1]):
 BF16_MAX_ABS = 0.08  # ~10/255 at the worst pixel
 BF16_MEAN_ABS = 0.01  # ~1.3/255 on average
+# paste-back blend: the mask falls from 1 to 0 over this fraction of the crop at each edge. G also changes the
+# background around the head a little; 0.25 hides the crop's outline where face.py's 0.12 leaves a faint box.
+PASTE_FEATHER = 0.25
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the weights of OpenCV's YCrCb
 
 
@@ -181,7 +184,8 @@ class Editor:
 
     def __init__(self, weights: str | Path | LoadedModel = DEFAULT_WEIGHTS, device: str = "cpu",
                  precision: Literal["auto", "fp32", "bf16"] = "auto", detector: FaceDetector | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, max_faces: int = 8, fold_labels: bool = True) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_faces: int = 8, fold_labels: bool = True,
+                 feather: float = PASTE_FEATHER) -> None:
         if isinstance(weights, LoadedModel):
             self.model = weights
         else:
@@ -206,6 +210,7 @@ class Editor:
                 self.generator = LabelFoldedGenerator(self.model.generator)
             except ValueError as e:
                 logger.info("not folding G's label channels: %s", e)
+        self.feather = feather
         self.max_pixels = max_pixels
         self.max_faces = max_faces
         self._detector = detector
@@ -441,9 +446,9 @@ class Editor:
             if mode == "delta":
                 delta = (new - f.tensor).permute(1, 2, 0).numpy() * 127.5
                 if np.any(delta):
-                    photo = paste_delta(photo, delta, f.matrix)
+                    photo = paste_delta(photo, delta, f.matrix, feather=self.feather)
             else:
-                photo = paste_back(photo, out, f.matrix)
+                photo = paste_back(photo, out, f.matrix, feather=self.feather)
         if mode == "delta":  # show what is pasted: the photo's own crop plus the change
             after = np.stack([np.clip(np.rint(f.crop.astype(np.float32) + (new - f.tensor).permute(1, 2, 0).numpy()
                                               * 127.5), 0, 255).astype(np.uint8) for f, new in zip(chosen, edited)])
