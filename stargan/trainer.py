@@ -161,7 +161,9 @@ class Trainer:
             G_train = nn.parallel.DistributedDataParallel(self.G, device_ids=ids)
             D_train = nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
         if cfg.compile:
-            G_train, D_train = torch.compile(G_train), torch.compile(D_train)
+            G_train = torch.compile(G_train)
+            if cfg.adv_loss != "wgan-gp":  # compiled graphs have no double backward, which the penalty needs
+                D_train = torch.compile(D_train)
         self.G_train, self.D_train = G_train, D_train
 
     # ---- state ----------------------------------------------------------------------------------------------
