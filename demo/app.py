@@ -238,7 +238,7 @@ def build_demo(default: Editor) -> gr.Blocks:
                                      elem_id="output-photo", height=420, buttons=["fullscreen"])
                 with gr.Row():
                     save_png = gr.Button("Save as PNG", size="sm", elem_id="save-png")
-                    png_file = gr.File(label="PNG", elem_id="png-file", height=60)
+                    png_file = gr.File(label="PNG", elem_id="png-file", visible=False)
             with gr.Column(scale=4):
                 model_box = gr.Textbox(default.source, label="Model (weights folder or Hub id owner/name)",
                                        elem_id="model-box")
@@ -286,7 +286,7 @@ def build_demo(default: Editor) -> gr.Blocks:
 
         def controls_for(st: dict, face_choice: str) -> list:
             labels = reading(st, face_choice)
-            st["initial"] = {n: round(v / STEP) * STEP for n, v in labels.items()}
+            st["initial"] = {n: round(round(v / STEP) * STEP, 2) for n, v in labels.items()}
             return ([gr.update(value=st["initial"].get(n, 0.0)) for n in names]
                     + [gr.update(value=(n not in EXPRESSIONS and labels.get(n, 0.0) >= 0.5)) for n in names])
 
@@ -368,7 +368,7 @@ def build_demo(default: Editor) -> gr.Blocks:
 
             path = preview.folder / f"stargan-edit-{uuid.uuid4().hex[:8]}.png"
             Image.fromarray(result.photo).save(path, format="PNG")
-            return str(path)
+            return gr.update(value=str(path), visible=True)
 
         save_png.click(on_save, [state, face, mode] + slider_list, png_file, concurrency_id="edit",
                        concurrency_limit=CONCURRENCY, api_name="save_png")

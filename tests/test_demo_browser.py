@@ -78,10 +78,13 @@ def test_upload_slider_checkbox(url, tmp_path):
             assert second != first
             page.screenshot(path=str(tmp_path / "2_slider.png"), full_page=True)
 
-            page.locator("#check-Bangs input[type=checkbox]").click()
+            box = page.locator("#check-Bangs input[type=checkbox]")
+            was_on = box.is_checked()  # starts at what D_cls reads (on when Bangs >= 0.5)
+            box.click()
             third = _wait_change(page, second)
             assert third != second
-            assert page.locator("#slider-Bangs input[type=number]").input_value() in ("1", "1.0", "1.00")
+            expected = 0.0 if was_on else 1.0  # the toggle sets the slider to 0 / 1
+            assert float(page.locator("#slider-Bangs input[type=number]").input_value()) == expected
             shot = tmp_path / "3_checkbox.png"
             page.screenshot(path=str(shot), full_page=True)
             assert not errors, errors
