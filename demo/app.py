@@ -310,7 +310,7 @@ def build_demo(default: Editor) -> gr.Blocks:
 
         photo_outputs = [state, face, before_img, after_img, photo_out, status] + slider_list + check_list
         image.change(on_photo, [image, state], photo_outputs, trigger_mode="always_last", concurrency_id="prepare",
-                     concurrency_limit=1, api_name="prepare")
+                     concurrency_limit=1, api_name="prepare", show_progress_on=[photo_out])
 
         def on_face(face_choice: str, mode_value: str, st: dict):
             if not st or st.get("prepared") is None:
@@ -322,7 +322,7 @@ def build_demo(default: Editor) -> gr.Blocks:
             return [st, crop, crop, preview(prepared.photo)] + controls
 
         face.input(on_face, [face, mode, state], [state, before_img, after_img, photo_out] + slider_list + check_list,
-                   api_name="select_face")
+                   api_name="select_face", show_progress_on=[photo_out])
 
         def on_slider(st: dict, face_choice: str, mode_value: str, *values: float):
             return run_edit(st or {}, face_choice, mode_value, values)
@@ -382,7 +382,8 @@ def build_demo(default: Editor) -> gr.Blocks:
             return controls + [preview(_show(prepared.faces[0 if index == "all" else index].crop)),
                                preview(prepared.photo)]
 
-        reset.click(on_reset, [state, face], slider_list + check_list + outputs_edit, api_name="reset")
+        reset.click(on_reset, [state, face], slider_list + check_list + outputs_edit, api_name="reset",
+                    show_progress="hidden")
 
         def on_load_model(key: str, st: dict, path: str | None):
             st = dict(st or {})
@@ -447,6 +448,12 @@ def build_demo(default: Editor) -> gr.Blocks:
 def create(weights: str | Path = DEFAULT_WEIGHTS) -> gr.Blocks:
     """The queued page for ``weights``; raises WeightsError when the model does not load."""
     editor = Editor(weights)
+    warm = EXAMPLES / "astronaut.png"
+    if warm.is_file():  # builds the face detector and runs each network once, so the first visitor waits less
+        try:
+            editor.edit(editor.prepare(warm), {editor.names[0]: 1.0})
+        except FaceError:
+            logger.warning("warm-up on %s found no face", warm)
     demo = build_demo(editor)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo

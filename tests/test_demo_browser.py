@@ -67,6 +67,15 @@ def test_upload_slider_checkbox(url, tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url, wait_until="domcontentloaded")
             page.locator("#input-photo input[type=file]").wait_for(state="attached", timeout=60_000)
+            # a user mistake first: a text file renamed .jpg gets a readable message, and the page keeps working
+            notes = tmp_path / "notes.jpg"
+            notes.write_text("this is not a photo")
+            page.locator("#input-photo input[type=file]").set_input_files(str(notes))
+            toast = page.locator(".toast-body, [data-testid='toast-body']").filter(has_text="not an image")
+            toast.first.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "0_not_an_image.png"), full_page=True)
+            page.reload(wait_until="domcontentloaded")
+            page.locator("#input-photo input[type=file]").wait_for(state="attached", timeout=60_000)
             page.locator("#input-photo input[type=file]").set_input_files(str(ASTRONAUT))
             first = _wait_change(page, None, 60_000)
             page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('face')")
