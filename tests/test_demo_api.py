@@ -225,3 +225,38 @@ def test_missing_weights_is_a_clear_error(tmp_path, capsys):
 
     assert demo_app.main(["--weights", str(tmp_path / "nowhere")]) == 2
     assert "failed to load" in capsys.readouterr().err
+
+
+def test_several_faces_pick_one_or_all(app, client, tmp_path):
+    from gradio_client import handle_file
+
+    sys.path.insert(0, str(ROOT / "demo"))
+    import app as demo_app
+
+    astronaut = np.asarray(Image.open(ASTRONAUT).convert("RGB"))
+    two = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
+    path = tmp_path / "two.png"
+    Image.fromarray(two).save(path)
+    prepared = client.predict(handle_file(str(path)), api_name="/prepare")
+    face_update, status = prepared[0], prepared[4]
+    assert "2 faces found" in status
+    choices = [c[0] if isinstance(c, (list, tuple)) else c for c in face_update["choices"]]
+    assert choices == ["Face 1 (largest)", "Face 2", demo_app.ALL_FACES]
+    n = (len(prepared) - 5) // 2
+    values = [u["value"] if isinstance(u, dict) else u for u in prepared[5:5 + n]]
+    values[demo_app.ALL_NAMES.index("Blond_Hair")] = 1.0
+
+    faces = app[0].models.get(None).prepare(two).faces
+    boxes = [tuple(max(0, int(v)) for v in f.face.box) for f in faces]
+
+    def per_face(face_choice: str, settings: list[float]) -> list[float]:
+        _, photo = client.predict(face_choice, "delta", *settings, api_name="/edit_live")
+        diff = np.abs(np.asarray(Image.open(photo).convert("RGB")).astype(int) - two).mean(2)
+        return [float(diff[y0:y1, x0:x1].mean()) for x0, y0, x1, y1 in boxes]
+
+    untouched = [u["value"] if isinstance(u, dict) else u for u in prepared[5:5 + n]]
+    noise = max(per_face(demo_app.ALL_FACES, untouched))  # JPEG preview noise alone
+    both = per_face(demo_app.ALL_FACES, values)
+    assert min(both) > noise + 2, (both, noise)
+    first, second = per_face("Face 2", values)
+    assert first < noise + 0.5 and second > noise + 2, (first, second, noise)  # only the second person
