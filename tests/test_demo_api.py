@@ -260,3 +260,15 @@ def test_several_faces_pick_one_or_all(app, client, tmp_path):
     assert min(both) > noise + 2, (both, noise)
     first, second = per_face("Face 2", values)
     assert first < noise + 0.5 and second > noise + 2, (first, second, noise)  # only the second person
+
+
+def test_model_box_bad_model_keeps_serving(client, tmp_path):
+    """A model that does not load leaves a readable warning, keeps the current model and the app serving."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    for source in (str(tmp_path / "nowhere"), str(broken)):
+        out = client.predict(source, None, api_name="/load_model")
+        assert out[0] == {"__type__": "update"}  # the model box is left as it was
+    photo_path, _ = _edit(client, ASTRONAUT, {"Young": 0.0})
+    assert Path(photo_path).is_file()
