@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -151,6 +152,8 @@ class Trainer:
         self.step = 0
         self.g_updates = 0
         self.wall_time = 0.0
+        # Every command that trained this run, first to last (a resumed run keeps how it started).
+        self.commands = [shlex.join(["python", *sys.argv])] if sys.argv and sys.argv[0] else []
         if resume:
             self._load(resume)
 
@@ -169,7 +172,7 @@ class Trainer:
     # ---- state ----------------------------------------------------------------------------------------------
     def state(self) -> dict:
         return {
-            "step": self.step, "g_updates": self.g_updates, "wall_time": self.wall_time,
+            "step": self.step, "g_updates": self.g_updates, "wall_time": self.wall_time, "commands": self.commands,
             "train_config": self.cfg.to_dict(), "model_config": self.model_config.to_dict(),
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
@@ -192,6 +195,7 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.g_updates, self.wall_time = state["step"], state["g_updates"], state.get("wall_time", 0.0)
+        self.commands = state.get("commands", []) + self.commands
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -390,7 +394,8 @@ class Trainer:
             data[name] = {"source": source, "train_images": len(ds)}
         device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else \
             f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-        return {"data": data, "command": " ".join(["python", *sys.argv]) if sys.argv else "",
+        return {"data": data, "command": self.commands[0] if self.commands else "",
+                "resumed_with": self.commands[1:],
                 "steps": self.step, "g_updates": self.g_updates, "batch_size": self.cfg.batch_size,
                 "wall_time_s": round(self.wall_time, 1), "hardware": f"{device} x{self.dist.world_size}",
                 "precision": self.cfg.precision, "ema": self.G_ema is not None, "train_config": self.cfg.to_dict(),
