@@ -375,22 +375,42 @@ def model_card(config: ModelConfig, provenance: Mapping[str, Any] | None = None,
         lines += ["- not recorded"]
     lines += [""]
     if prov.get("evaluation"):
-        lines += ["## Evaluation", ""]
-        evaluation = prov["evaluation"]
-        if isinstance(evaluation, dict):
-            lines += ["| metric | value |", "| --- | --- |"]
-            for key, value in evaluation.items():
-                if isinstance(value, dict):
-                    lines += [f"| {key} / {k} | {v} |" for k, v in value.items()]
-                else:
-                    lines += [f"| {key} | {value} |"]
-        else:
-            lines += [str(evaluation)]
-        lines += [""]
+        lines += ["## Evaluation", "", *_evaluation_lines(prov["evaluation"]), ""]
     lines += ["## Use", "", "```python", "from stargan.weights import load_weights",
               "model = load_weights(\"<this folder or owner/name[@revision]>\")",
               "```", ""]
     return "\n".join(lines)
+
+
+def _percent(value: Any) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "n/a"
+
+
+def _evaluation_lines(evaluation: Any) -> list[str]:
+    """The evaluation as tables: the summary, then one row per label (stargan.evaluate's layout)."""
+    if not isinstance(evaluation, dict):
+        return [str(evaluation)]
+    lines = []
+    if isinstance(evaluation.get("summary"), dict):
+        lines += ["| summary | value |", "| --- | --- |"]
+        lines += [f"| {k} | {_percent(v) if isinstance(v, float) and 0 <= v <= 1 and 'fid' not in k else v} |"
+                  for k, v in evaluation["summary"].items()]
+        lines += [""]
+    per_label = evaluation.get("per_label")
+    if isinstance(per_label, dict):
+        lines += ["| label | success | preservation | reconstruction (L1) | judge accuracy on real faces |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, row in per_label.items():
+            rec = row.get("reconstruction")
+            rec = f"{rec:.3f}" if isinstance(rec, (int, float)) else "n/a"
+            lines += [f"| {name} | {_percent(row.get('success'))} | {_percent(row.get('preservation'))} | {rec} | "
+                      f"{_percent(row.get('judge_accuracy_real'))} |"]
+        lines += [""]
+    for key, value in evaluation.items():
+        if key not in ("summary", "per_label"):
+            lines += [f"- {key}: `{value}`" if key == "command" else
+                      f"- {key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}"]
+    return lines
 
 
 # ---- the Hub ---------------------------------------------------------------------------------------------------
