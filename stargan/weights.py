@@ -401,6 +401,7 @@ def _evaluation_lines(evaluation: Any) -> list[str]:
         lines += ["| label | success | preservation | reconstruction (L1) | judge accuracy on real faces |",
                   "| --- | --- | --- | --- | --- |"]
         for name, row in per_label.items():
+            row = row if isinstance(row, dict) else {"success": row}
             rec = row.get("reconstruction")
             rec = f"{rec:.3f}" if isinstance(rec, (int, float)) else "n/a"
             lines += [f"| {name} | {_percent(row.get('success'))} | {_percent(row.get('preservation'))} | {rec} | "
