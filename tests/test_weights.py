@@ -123,7 +123,7 @@ def test_model_card(tmp_path: Path) -> None:
     assert f"{count_parameters(g):,} parameters" in text and f"{count_parameters(d):,} parameters" in text
     assert "mask vector" in text
     for fact in ("celeba_hq_128", "`python train.py --image-size 32`", "1,234", "1.50 h", "2 CPU cores",
-                 "| classification_error | 0.123 |", "| per_label / Male | 0.05 |", "(sample_grid.png)"):
+                 "- classification_error: 0.123", "| Male | 5.0% | n/a | n/a | n/a |", "(sample_grid.png)"):
         assert fact in text, fact
 
 
