@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -34,15 +33,7 @@ from stargan.face import (
     transform_points,
 )
 
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-def data_dir(name: str) -> Path:
-    root = Path(os.environ.get("STARGAN_DATA", PROJECT.parent / "shared" / "data"))
-    path = root / name
-    if not path.is_dir():
-        pytest.skip(f"{path} not found: set STARGAN_DATA to the shared data folder to run this test")
-    return path
+from conftest import data_path as data_dir
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

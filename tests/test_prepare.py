@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -13,15 +12,7 @@ import pytest
 from stargan.face import FaceDetector, FaceError
 from stargan.prepare import CELEBA_ATTR, CELEBA_SPLIT, main, prepare
 
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-def data_dir(name: str) -> Path:
-    root = Path(os.environ.get("STARGAN_DATA", PROJECT.parent / "shared" / "data"))
-    path = root / name
-    if not path.is_dir():
-        pytest.skip(f"{path} not found: set STARGAN_DATA to the shared data folder to run this test")
-    return path
+from conftest import data_path as data_dir
 
 
 @pytest.fixture(scope="module")
