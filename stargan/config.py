@@ -13,6 +13,13 @@ from .domains import LabelSpace, celeba
 CONFIG_FORMAT_VERSION = 1
 
 
+def _check_fields(cls: type, data: dict[str, Any], what: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {sorted(unknown)}; known: {sorted(known)}")
+
+
 @dataclass
 class ModelConfig:
     """Architecture and label space: everything needed to build G and D (DESIGN decision 1)."""
@@ -39,10 +46,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config field(s) {sorted(unknown)}; known: {sorted(known)}")
+        _check_fields(cls, data, "model config field")
         data = dict(data)
         if "label_space" in data:
             data["label_space"] = LabelSpace.from_dict(data["label_space"])
@@ -112,10 +116,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training option(s) {sorted(unknown)}")
+        _check_fields(cls, data, "training option")
         return cls(**data)
 
     def save(self, path: str | Path) -> None:
