@@ -1,0 +1,72 @@
+"""A gallery of edits of one photo, as a user sees them: the face region of the full photo after each edit.
+
+    python benchmarks/edit_gallery.py demo/examples/astronaut.png --out docs/edits_astronaut.png
+    python benchmarks/edit_gallery.py ../shared/data/celeba_wild_sample/deepface_img1.jpg --out /tmp/wild.png
+
+Columns: the original, then each edit (a setting of one or two controls), pasted back into the photo (the
+editor's default mode). The crop is the face's box, enlarged, so the edits can be judged at photo resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stargan.inference import DEFAULT_WEIGHTS, Editor  # noqa: E402
+
+EDITS = {
+    "original": {},
+    "black hair": {"Black_Hair": 1.0},
+    "blond hair": {"Blond_Hair": 1.0},
+    "brown hair": {"Brown_Hair": 1.0},
+    "gray hair": {"Gray_Hair": 1.0},
+    "gender": None,  # flipped from what the model reads
+    "age": None,
+    "smiling": {"Smiling": 1.0},
+    "happy": {"happy": 1.0},
+    "surprised": {"surprised": 1.0},
+    "angry": {"angry": 1.0},
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("photo")
+    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tile", type=int, default=192)
+    args = p.parse_args()
+
+    editor = Editor(args.weights)
+    prepared = editor.prepare(args.photo)
+    if not prepared.faces:
+        raise SystemExit(f"no face found in {args.photo}")
+    read = prepared.faces[0].labels
+    x0, y0, x1, y1 = prepared.faces[0].face.box
+    w, h = x1 - x0, y1 - y0
+    box = (max(0, int(x0 - 0.5 * w)), max(0, int(y0 - 0.7 * h)), int(x1 + 0.5 * w), int(y1 + 0.4 * h))
+    tiles = []
+    for name, settings in EDITS.items():
+        if settings is None:
+            attr = "Male" if name == "gender" else "Young"
+            settings = {attr: 0.0 if read.get(attr, 0.0) > 0.5 else 1.0}
+        photo = editor.edit(prepared, settings).photo if settings else prepared.photo
+        tile = Image.fromarray(np.asarray(photo)).crop(box).resize((args.tile, args.tile), Image.LANCZOS)
+        ImageDraw.Draw(tile).text((4, 4), name, fill=(255, 255, 0))
+        tiles.append(tile)
+    sheet = Image.new("RGB", (args.tile * len(tiles), args.tile))
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, (i * args.tile, 0))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
