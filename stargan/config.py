@@ -92,6 +92,7 @@ class TrainConfig:
     beta2: float = 0.999
     n_critic: int = 5
     ema_decay: float = 0.999  # 0 disables the moving average of G
+    init_from: str | None = None  # weights folder or Hub repo id to start G, D and G's average from (fresh optimisers)
     # speed
     device: str = "auto"
     precision: str = "fp32"  # fp32 | bf16 | fp16

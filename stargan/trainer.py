@@ -154,8 +154,11 @@ class Trainer:
         self.wall_time = 0.0
         # Every command that trained this run, first to last (a resumed run keeps how it started).
         self.commands = [shlex.join(["python", *sys.argv])] if sys.argv and sys.argv[0] else []
+        self.initialised_from: dict | None = None
         if resume:
             self._load(resume)
+        elif cfg.init_from:
+            self._init_from(cfg.init_from)
 
         # DDP wraps the modules that take gradient steps; the raw modules are what is saved.
         G_train, D_train = self.G, self.D
@@ -173,6 +176,7 @@ class Trainer:
     def state(self) -> dict:
         return {
             "step": self.step, "g_updates": self.g_updates, "wall_time": self.wall_time, "commands": self.commands,
+            "initialised_from": self.initialised_from,
             "train_config": self.cfg.to_dict(), "model_config": self.model_config.to_dict(),
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
@@ -196,10 +200,32 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.g_updates, self.wall_time = state["step"], state["g_updates"], state.get("wall_time", 0.0)
         self.commands = state.get("commands", []) + self.commands
+        self.initialised_from = state.get("initialised_from")
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         log.info("resumed from %s at step %d", path, self.step)
+
+    def _init_from(self, source: str) -> None:
+        """Fine-tuning: start from a trained weights folder; the step count and the optimisers start afresh."""
+        from .weights import load_weights
+
+        loaded = load_weights(source, load_discriminator=True)
+        if loaded.config != self.model_config:
+            raise ValueError(f"--init-from {source}: its model ({loaded.config}) differs from this run's "
+                             f"({self.model_config}); use the same architecture, image size and labels")
+        if loaded.discriminator is None:
+            raise ValueError(f"--init-from {source}: the folder has no discriminator.safetensors; fine-tuning "
+                             "needs a trained D as well as G")
+        self.G.load_state_dict(loaded.generator.state_dict())
+        self.D.load_state_dict(loaded.discriminator.state_dict())
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(loaded.generator.state_dict())
+        earlier = loaded.provenance or {}
+        self.initialised_from = {"source": str(source), **{k: earlier[k] for k in
+                                 ("command", "resumed_with", "initialised_from", "steps", "g_updates", "wall_time_s",
+                                  "generator") if k in earlier}}
+        log.info("initialised G and D from %s (%s steps)", source, earlier.get("steps", "unknown"))
 
     # ---- data -------------------------------------------------------------------------------------------------
     def _loaders(self) -> dict[str, Iterator]:
@@ -396,6 +422,7 @@ class Trainer:
             f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
         return {"data": data, "command": self.commands[0] if self.commands else "",
                 "resumed_with": self.commands[1:],
+                **({"initialised_from": self.initialised_from} if self.initialised_from else {}),
                 "steps": self.step, "g_updates": self.g_updates, "batch_size": self.cfg.batch_size,
                 "wall_time_s": round(self.wall_time, 1), "hardware": f"{device} x{self.dist.world_size}",
                 "precision": self.cfg.precision, "ema": self.G_ema is not None, "train_config": self.cfg.to_dict(),

@@ -119,6 +119,33 @@ def test_resume_refuses_to_change_the_run(celeba_dir, tmp_path):
         run(["--resume", "--run-dir", str(tmp_path / "empty")])
 
 
+def test_init_from_a_weights_folder_fine_tunes_it(celeba_dir, tmp_path):
+    from stargan.config import TrainConfig
+    from stargan.trainer import Trainer
+    from stargan.weights import load_weights
+
+    data = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY,
+            "--sample-every", "0"]
+    run([*data, "--num-iters", "2", "--run-dir", str(tmp_path / "first")])
+    first = load_weights(tmp_path / "first" / "export")
+    run([*data, "--num-iters", "2", "--init-from", str(tmp_path / "first" / "export"), "--run-dir", str(tmp_path / "second")])
+    second = load_weights(tmp_path / "second" / "export")
+    assert second.provenance["steps"] == 2
+    assert second.provenance["initialised_from"]["steps"] == 2
+    assert second.provenance["initialised_from"]["source"] == str(tmp_path / "first" / "export")
+
+    options = json.loads((tmp_path / "second" / "options.json").read_text())
+    trainer = Trainer(TrainConfig.from_dict({**options, "run_dir": str(tmp_path / "third")}))
+    # a run initialised from `first` starts exactly at its weights (G's average too); training then moves them
+    for module, loaded in ((trainer.G, first.generator), (trainer.G_ema, first.generator), (trainer.D, first.discriminator)):
+        for a, b in zip(module.state_dict().values(), loaded.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert any(not torch.equal(a, b) for a, b in zip(first.generator.state_dict().values(),
+                                                     second.generator.state_dict().values()))
+    with pytest.raises(ValueError, match="differs from this run"):
+        Trainer(TrainConfig.from_dict({**options, "g_conv_dim": 16, "run_dir": str(tmp_path / "fourth")}))
+
+
 SLOW_SAVE = """
 import sys, time, torch
 sys.path.insert(0, {root!r})
