@@ -442,6 +442,21 @@ def _warp_back(array: np.ndarray, matrix: np.ndarray, roi: tuple[int, int, int, 
     )
 
 
+def _paste(photo: np.ndarray, size: int, matrix: np.ndarray, feather: float, mask: np.ndarray | None, blend) -> np.ndarray:
+    """Shared by the two paste-backs: the photo rectangle under the crop's footprint is replaced by
+    blend(region, weights), where weights is the crop-space feathered mask."""
+    photo = _array_to_rgb(np.asarray(photo))
+    weights = crop_mask(size, feather) if mask is None else np.asarray(mask, dtype=np.float32)
+    roi = _footprint(matrix, size, photo.shape)
+    out = photo.copy()
+    if roi is None:
+        return out
+    x0, y0, x1, y1 = roi
+    region = photo[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(np.rint(blend(region, weights, roi)), 0, 255).astype(np.uint8)
+    return out
+
+
 def paste_back(
     photo: np.ndarray,
     crop: np.ndarray,
@@ -453,20 +468,13 @@ def paste_back(
 
     Only pixels under the crop's footprint change; the mask fades to 0 at the crop's edges, so no seam.
     """
-    photo = _array_to_rgb(np.asarray(photo))
-    crop = np.asarray(crop)
-    size = crop.shape[0]
-    weights = crop_mask(size, feather) if mask is None else np.asarray(mask, dtype=np.float32)
-    roi = _footprint(matrix, size, photo.shape)
-    out = photo.copy()
-    if roi is None:
-        return out
-    x0, y0, x1, y1 = roi
-    warped = _warp_back(crop.astype(np.float32), matrix, roi)
-    alpha = _warp_back(weights, matrix, roi)[:, :, None]
-    region = photo[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(np.rint(region + alpha * (warped - region)), 0, 255).astype(np.uint8)
-    return out
+    crop = np.asarray(crop, dtype=np.float32)
+
+    def blend(region, weights, roi):
+        alpha = _warp_back(weights, matrix, roi)[:, :, None]
+        return region + alpha * (_warp_back(crop, matrix, roi) - region)
+
+    return _paste(photo, crop.shape[0], matrix, feather, mask, blend)
 
 
 def paste_delta(
@@ -479,20 +487,12 @@ def paste_delta(
     """Add an edit (crop-space float delta, pixel units 0..255 scale, e.g. G(x, c_trg) - G(x, c_src)) to the
     full-resolution photo: upsampled by the inverse transform, under the same feathered mask, so whatever the
     edit leaves alone keeps the photo's own detail."""
-    photo = _array_to_rgb(np.asarray(photo))
     delta = np.asarray(delta, dtype=np.float32)
-    size = delta.shape[0]
-    weights = crop_mask(size, feather) if mask is None else np.asarray(mask, dtype=np.float32)
-    roi = _footprint(matrix, size, photo.shape)
-    out = photo.copy()
-    if roi is None:
-        return out
-    x0, y0, x1, y1 = roi
-    warped = _warp_back(delta * weights[:, :, None], matrix, roi)
-    region = photo[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(np.rint(region + warped), 0, 255).astype(np.uint8)
-    return out
 
+    def blend(region, weights, roi):
+        return region + _warp_back(delta * weights[:, :, None], matrix, roi)
+
+    return _paste(photo, delta.shape[0], matrix, feather, mask, blend)
 
 # --------------------------------------------------------------------------------- template measurement
 def square_resize(image: np.ndarray, size: int) -> np.ndarray:
