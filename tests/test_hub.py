@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hub_server import HubServer
-from test_weights import g_output, random_models, tiny_config
 
 from stargan.weights import WeightsError, load_weights, push_to_hub, save_weights
+
+from hub_server import HubServer
+from test_weights import g_output, random_models, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
