@@ -369,7 +369,11 @@ def model_card(config: ModelConfig, provenance: Mapping[str, Any] | None = None,
             lines += [f"- {label}: {value}"]
     shown = {k for k, _ in known} | {"evaluation", "terms"}
     for key, value in prov.items():
-        if key not in shown:
+        if key in shown or value in ([], None, ""):
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):  # e.g. commands, one per line
+            lines += [f"- {key}:", *(f"  - `{v}`" for v in value)]
+        else:
             lines += [f"- {key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}"]
     if not any(k in prov for k, _ in known):
         lines += ["- not recorded"]
