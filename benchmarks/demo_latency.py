@@ -110,7 +110,7 @@ class QueueClient:
         return [u["value"] if isinstance(u, dict) else u for u in out[6:6 + n]]
 
     def edit(self, values: list[float], face: str = "Face 1", mode: str = "delta") -> list:
-        return self.call("edit_live", [None, face, mode, *values])
+        return self.call("edit_live", [None, face, mode, 1.0, *values])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -204,7 +204,7 @@ def main() -> int:
         for k in range(args.n // 2 + 3):
             values[i] = 0.2 + 0.8 * (k % 5) / 4
             t0 = time.perf_counter()
-            client.predict("Face 1", "delta", *values, api_name="/edit_live")
+            client.predict("Face 1", "delta", 1.0, *values, api_name="/edit_live")
             if k >= 3:
                 client_times.append(time.perf_counter() - t0)
     result = {**g, "edits": len(times), "p50_ms": percentile(times, 0.5) * 1e3, "p95_ms": percentile(times, 0.95) * 1e3,

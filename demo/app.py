@@ -30,6 +30,7 @@ from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, RAFD_EXPRESSIONS  #
 from stargan.face import FaceError  # noqa: E402
 from stargan.inference import (  # noqa: E402
     DEFAULT_WEIGHTS,
+    MAX_STRENGTH,
     MODES,
     Editor,
     PreparedPhoto,
@@ -223,6 +224,8 @@ def build_demo(default: Editor) -> gr.Blocks:
                     face = gr.Dropdown(["Face 1"], value="Face 1", label="Face", interactive=True, scale=2)
                     mode = gr.Radio(list(MODES), value="delta", label="Paste", scale=2,
                                     info="delta: paste G's change (keeps your photo's detail); direct: G's picture")
+                strength = gr.Slider(0, MAX_STRENGTH, value=1, step=0.1, label="Edit strength", elem_id="strength",
+                                     info="multiplies the change the model makes: above 1 exaggerates a subtle edit")
                 status = gr.Markdown("", elem_id="status")
                 reset = gr.Button("Reset", variant="secondary")
                 if EXAMPLES.is_dir():
@@ -267,14 +270,14 @@ def build_demo(default: Editor) -> gr.Blocks:
         def editor_of(st: dict) -> Editor:
             return models.get(st.get("model"))
 
-        def run_edit(st: dict, face_choice: str, mode_value: str, values: tuple[float, ...]):
+        def run_edit(st: dict, face_choice: str, mode_value: str, strength_value: float, values: tuple[float, ...]):
             prepared: PreparedPhoto | None = st.get("prepared")
             if prepared is None:
                 return None, None
             editor = editor_of(st)
             try:
                 result = editor.edit(prepared, _settings(st, values, names), face=_face_arg(face_choice),
-                                     mode=mode_value if mode_value in MODES else "delta")
+                                     mode=mode_value if mode_value in MODES else "delta", strength=strength_value)
             except (KeyError, ValueError) as e:
                 raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
             return preview(_show(result.after[0])), preview(result.photo)
@@ -324,15 +327,17 @@ def build_demo(default: Editor) -> gr.Blocks:
         face.input(on_face, [face, mode, state], [state, before_img, after_img, photo_out] + slider_list + check_list,
                    api_name="select_face", show_progress_on=[photo_out])
 
-        def on_slider(st: dict, face_choice: str, mode_value: str, *values: float):
-            return run_edit(st or {}, face_choice, mode_value, values)
+        def on_slider(st: dict, face_choice: str, mode_value: str, strength_value: float, *values: float):
+            return run_edit(st or {}, face_choice, mode_value, strength_value, values)
 
-        gr.on([s.input for s in slider_list] + [mode.input], on_slider, [state, face, mode] + slider_list,
+        gr.on([s.input for s in slider_list] + [mode.input, strength.input], on_slider,
+              [state, face, mode, strength] + slider_list,
               outputs_edit, trigger_mode="always_last", concurrency_id="edit", concurrency_limit=CONCURRENCY,
               show_progress="hidden", api_name="edit_live")
 
         def make_toggle(name: str) -> Callable:
-            def toggle(checked: bool, st: dict, face_choice: str, mode_value: str, *values: float):
+            def toggle(checked: bool, st: dict, face_choice: str, mode_value: str, strength_value: float,
+                       *values: float):
                 st = st or {}
                 current = dict(zip(names, values, strict=True))
                 check_updates = [gr.update() for _ in names]
@@ -347,30 +352,30 @@ def build_demo(default: Editor) -> gr.Blocks:
                 else:
                     current[name] = 1.0 if checked else 0.0
                 new_values = tuple(current[n] for n in names)
-                after, photo = run_edit(st, face_choice, mode_value, new_values)
+                after, photo = run_edit(st, face_choice, mode_value, strength_value, new_values)
                 return [gr.update(value=v) for v in new_values] + check_updates + [after, photo]
 
             return toggle
 
         for n in names:
-            checks[n].input(make_toggle(n), [checks[n], state, face, mode] + slider_list,
+            checks[n].input(make_toggle(n), [checks[n], state, face, mode, strength] + slider_list,
                             slider_list + check_list + outputs_edit, trigger_mode="always_last",
                             concurrency_id="edit", concurrency_limit=CONCURRENCY, show_progress="hidden",
                             api_visibility="undocumented")
 
-        def on_save(st: dict, face_choice: str, mode_value: str, *values: float):
+        def on_save(st: dict, face_choice: str, mode_value: str, strength_value: float, *values: float):
             prepared: PreparedPhoto | None = (st or {}).get("prepared")
             if prepared is None:
                 raise gr.Error("upload a photo first", title="Nothing to save")
             result = editor_of(st).edit(prepared, _settings(st, values, names), face=_face_arg(face_choice),
-                                        mode=mode_value if mode_value in MODES else "delta")
+                                        mode=mode_value if mode_value in MODES else "delta", strength=strength_value)
             from PIL import Image
 
             path = preview.folder / f"stargan-edit-{uuid.uuid4().hex[:8]}.png"
             Image.fromarray(result.photo).save(path, format="PNG")
             return gr.update(value=str(path), visible=True)
 
-        save_png.click(on_save, [state, face, mode] + slider_list, png_file, concurrency_id="edit",
+        save_png.click(on_save, [state, face, mode, strength] + slider_list, png_file, concurrency_id="edit",
                        concurrency_limit=CONCURRENCY, api_name="save_png")
 
         def on_reset(st: dict, face_choice: str):

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "stargan-studio"
 MODES = ("delta", "direct")
+MAX_STRENGTH = 3.0  # beyond this G's change is mostly its artefacts, magnified
 Mode = Literal["delta", "direct"]
 # bf16 is used only when it is faster and G's output stays this close to fp32's (images in [-1, 1]):
 BF16_MAX_ABS = 0.08  # ~10/255 at the worst pixel
@@ -370,10 +371,14 @@ class Editor:
             return self.generator(x.to(self.device), c.to(self.device)).float().cpu()
 
     def _run(self, x: torch.Tensor, source: torch.Tensor, settings: Mapping[str, float], mode: str,
-             caches: Sequence[dict[str, torch.Tensor]] | None = None) -> torch.Tensor:
-        """The chained passes; returns the edited faces (B, 3, S, S) in [-1, 1]."""
+             caches: Sequence[dict[str, torch.Tensor]] | None = None, strength: float = 1.0) -> torch.Tensor:
+        """The chained passes; returns the edited faces (B, 3, S, S) in [-1, 1]. ``strength`` multiplies each
+        pass's change (1 = G's own edit; more exaggerates a subtle one)."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: use one of {', '.join(MODES)}")
+        strength = float(strength)
+        if not 0.0 <= strength <= MAX_STRENGTH:  # also refuses NaN
+            raise ValueError(f"strength {strength}: use a value from 0 to {MAX_STRENGTH:g} (1 = the model's own edit)")
         by_dataset = self._split(settings)
         current = x.clone()
         first = True
@@ -401,6 +406,7 @@ class Editor:
                 step = y_t - y_s
             else:
                 step = self._g(current, c_t) - current
+            step = step * strength
             if d.kind == CATEGORICAL:  # keep the photo's colour: the expression data is mostly grayscale
                 step = within_gamut(luminance(step), current)
             step = step * changed.view(-1, 1, 1, 1)
@@ -409,7 +415,7 @@ class Editor:
         return current
 
     def translate(self, faces: torch.Tensor | np.ndarray, settings: Mapping[str, float],
-                  source_labels: torch.Tensor | None = None) -> torch.Tensor:
+                  source_labels: torch.Tensor | None = None, strength: float = 1.0) -> torch.Tensor:
         """G's translation of aligned faces towards ``settings`` ({name: intensity in [0, 1]}).
 
         ``faces``: (B, 3, S, S) in [-1, 1], or uint8 (B, S, S, 3) / (S, S, 3). ``source_labels``: (B, d_dim) in
@@ -420,11 +426,12 @@ class Editor:
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[2:] != (self.image_size, self.image_size):
             raise ValueError(f"faces must be (B, 3, {self.image_size}, {self.image_size}), got {tuple(x.shape)}")
         source = self.read_labels(x) if source_labels is None else torch.as_tensor(source_labels, dtype=torch.float32)
-        return self._run(x, source.reshape(len(x), -1), settings, "direct")
+        return self._run(x, source.reshape(len(x), -1), settings, "direct", strength=strength)
 
     def edit(self, prepared: PreparedPhoto, settings: Mapping[str, float], face: int | str = 0,
-             mode: Mode = "delta") -> EditResult:
-        """Edit one face (index, largest first) or ``"all"`` faces of a prepared photo and paste back."""
+             mode: Mode = "delta", strength: float = 1.0) -> EditResult:
+        """Edit one face (index, largest first) or ``"all"`` faces of a prepared photo and paste back.
+        ``strength`` (0 to 3) multiplies the change G makes."""
         t0 = time.perf_counter()
         if face == "all":
             chosen = list(prepared.faces)
@@ -439,7 +446,7 @@ class Editor:
             chosen = [prepared.faces[index]]
         x = torch.stack([f.tensor for f in chosen])
         source = torch.stack([f.source for f in chosen])
-        edited = self._run(x, source, settings, mode, caches=[f._cache for f in chosen])
+        edited = self._run(x, source, settings, mode, caches=[f._cache for f in chosen], strength=strength)
         after = to_uint8(edited)
         photo = prepared.photo
         for f, out, new in zip(chosen, after, edited, strict=True):
@@ -456,9 +463,9 @@ class Editor:
                           face_indices=[f.index for f in chosen], mode=mode, seconds=time.perf_counter() - t0)
 
     def edit_photo(self, photo: str | Path | bytes | np.ndarray | Any, settings: Mapping[str, float],
-                   face: int | str = 0, mode: Mode = "delta") -> EditResult:
+                   face: int | str = 0, mode: Mode = "delta", strength: float = 1.0) -> EditResult:
         """prepare() and edit() in one call."""
-        return self.edit(self.prepare(photo), settings, face, mode)
+        return self.edit(self.prepare(photo), settings, face, mode, strength)
 
 
 def _cpu_has_bf16() -> bool:

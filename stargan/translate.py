@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--face", type=_face, default=0, help="which face: 0 = largest (default), N, or 'all'")
     parser.add_argument("--mode", choices=MODES, default="delta",
                         help="delta: paste G's change onto the photo (default); direct: paste G's picture")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="multiply the change G makes, 0 to 3 (default 1; above 1 exaggerates a subtle edit)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="where to write the edited photo (PNG)")
@@ -73,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "labels": {k: round(v, 4) for k, v in f.labels.items()}} for f in prepared.faces],
                              indent=2))
         if args.out:
-            result = editor.edit(prepared, dict(args.settings), face=args.face, mode=args.mode)
+            result = editor.edit(prepared, dict(args.settings), face=args.face, mode=args.mode,
+                                 strength=args.strength)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(result.photo).save(args.out, format="PNG")
             print(f"wrote {args.out} ({len(result.face_indices)} face(s) edited, {result.seconds * 1e3:.0f} ms)")

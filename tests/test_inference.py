@@ -146,6 +146,22 @@ def test_delta_mode_keeps_pixels_outside_the_face(editor, prepared):
     assert np.array_equal(direct.photo[~cover], prepared.photo[~cover])
 
 
+def test_strength_scales_the_change(editor, prepared):
+    faces = torch.stack([f.tensor for f in prepared.faces[:1]])
+    source = torch.stack([f.source for f in prepared.faces[:1]])
+    one = editor.translate(faces, {"Blond_Hair": 1.0}, source, strength=1.0) - faces
+    half = editor.translate(faces, {"Blond_Hair": 1.0}, source, strength=0.5) - faces
+    inside = (faces + 2 * one).abs() < 0.99  # where neither result was clipped
+    torch.testing.assert_close(half[inside], one[inside] / 2, atol=1e-5, rtol=0)
+    assert torch.equal(editor.translate(faces, {"Blond_Hair": 1.0}, source, strength=0.0), faces)
+    assert np.array_equal(editor.edit(prepared, {"Blond_Hair": 1.0}, strength=0.0).photo, prepared.photo)
+    stronger = editor.edit(prepared, {"Blond_Hair": 1.0}, strength=2.0).photo.astype(int) - prepared.photo
+    plain = editor.edit(prepared, {"Blond_Hair": 1.0}).photo.astype(int) - prepared.photo
+    assert np.abs(stronger).mean() > 1.5 * np.abs(plain).mean()
+    with pytest.raises(ValueError, match="strength"):
+        editor.edit(prepared, {"Blond_Hair": 1.0}, strength=4.0)
+
+
 def test_all_faces_and_face_index(editor, astronaut):
     two = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)  # two people side by side
     prepared = editor.prepare(two)
