@@ -166,13 +166,16 @@ class Previews:
         self._keep = keep
         self._lock = threading.Lock()
 
-    def __call__(self, image: np.ndarray | None) -> str | None:
+    def __call__(self, image: np.ndarray | None, lossless: bool = False) -> str | None:
         if image is None:
             return None
         from PIL import Image
 
-        path = self.folder / f"{uuid.uuid4().hex}.jpg"
-        Image.fromarray(image).save(path, format="JPEG", quality=92, subsampling=0)
+        path = self.folder / f"{uuid.uuid4().hex}.{'png' if lossless else 'jpg'}"
+        if lossless:
+            Image.fromarray(image).save(path, format="PNG")
+        else:
+            Image.fromarray(image).save(path, format="JPEG", quality=92, subsampling=0)
         with self._lock:
             self._recent.append(path)
             while len(self._recent) > self._keep:
@@ -440,7 +443,9 @@ def build_demo(default: Editor) -> gr.Blocks:
                 result = editor.edit(prepared, settings, face=face_arg, mode=(mode_text or "delta").strip())
             except (KeyError, ValueError) as e:
                 raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
-            return result.photo, result.after[0]
+            # Files, not arrays: Gradio writes an array to a path named by its content, non-atomically, so two
+            # users making the same edit at once could download a half-written file; a file is copied atomically.
+            return preview(result.photo, lossless=True), preview(result.after[0], lossless=True)
 
         api_button.click(api_edit, [api_image, api_settings, api_face, api_mode], [api_photo, api_after],
                          api_name="edit", concurrency_id="edit", concurrency_limit=CONCURRENCY)
