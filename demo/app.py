@@ -166,12 +166,12 @@ class Previews:
         self._keep = keep
         self._lock = threading.Lock()
 
-    def __call__(self, image: np.ndarray | None, lossless: bool = False) -> str | None:
+    def __call__(self, image: np.ndarray | None, lossless: bool = False, prefix: str = "") -> str | None:
         if image is None:
             return None
         from PIL import Image
 
-        path = self.folder / f"{uuid.uuid4().hex}.{'png' if lossless else 'jpg'}"
+        path = self.folder / f"{prefix}{uuid.uuid4().hex}.{'png' if lossless else 'jpg'}"
         if lossless:
             Image.fromarray(image).save(path, format="PNG")
         else:
@@ -372,11 +372,7 @@ def build_demo(default: Editor) -> gr.Blocks:
                 raise gr.Error("upload a photo first", title="Nothing to save")
             result = editor_of(st).edit(prepared, _settings(st, values, names), face=_face_arg(face_choice),
                                         mode=mode_value if mode_value in MODES else "delta", strength=strength_value)
-            from PIL import Image
-
-            path = preview.folder / f"stargan-edit-{uuid.uuid4().hex[:8]}.png"
-            Image.fromarray(result.photo).save(path, format="PNG")
-            return gr.update(value=str(path), visible=True)
+            return gr.update(value=preview(result.photo, lossless=True, prefix="stargan-edit-"), visible=True)
 
         save_png.click(on_save, [state, face, mode, strength] + slider_list, png_file, concurrency_id="edit",
                        concurrency_limit=CONCURRENCY, api_name="save_png")
