@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         "template": dict(type=str, help=f"alignment template stored with the weights: {' or '.join(TEMPLATES)} "
                                         "or ten comma-separated numbers (x,y of eyes, nose, mouth corners)"),
     }
+    from stargan.recipes import RECIPES
+
     for f in dataclasses.fields(TrainConfig):
+        if f.name == "recipe":
+            continue  # --recipe (below) sets it together with the preset's values
         flag = "--expression-dir" if f.name == "expression_dirs" else "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if f.name in special:
@@ -51,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             kind = {int: int, float: float}.get(type(default), str)
             p.add_argument(flag, type=kind, help=f"(default {default})")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named preset (stargan/recipes.py); "
+                   "flags given here still override it (default paper)")
     p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                    help="continue from the run directory's latest checkpoint, or from the given one")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and parameter counts, then exit")
@@ -73,12 +79,15 @@ def parse_template(text: str) -> list[list[float]]:
 
 def resolve_options(given: dict) -> dict:
     from stargan.domains import CELEBA_ATTRIBUTES
+    from stargan.recipes import recipe
 
     if "celeba_attrs" in given:
         text = given["celeba_attrs"]
         given["celeba_attrs"] = list(CELEBA_ATTRIBUTES) if text == "all" else [a.strip() for a in text.split(",") if a.strip()]
     if "template" in given:
         given["template"] = parse_template(given["template"])
+    if "recipe" in given:  # the preset first, the flags over it
+        given = {**recipe(given["recipe"]), **given}
     return given
 
 

@@ -30,6 +30,8 @@ class ModelConfig:
     g_repeat_num: int = 6
     d_conv_dim: int = 64
     d_repeat_num: int = 6
+    g_head: str = "image"  # image (the paper) | residual | attention (models.Generator)
+    g_upsample: str = "deconv"  # deconv (the paper) | resize
 
     @property
     def g_label_dim(self) -> int:
@@ -64,6 +66,7 @@ class ModelConfig:
 class TrainConfig:
     """The training recipe. Defaults are the paper's (Choi et al. 2018, section 4 and appendix)."""
 
+    recipe: str = "paper"  # the named preset these values started from (stargan/recipes.py)
     # data: a CelebA-format folder and/or expression folders (class folders named by expression)
     celeba_dir: str | None = None
     celeba_attrs: list[str] = field(default_factory=lambda: ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"])
@@ -76,12 +79,22 @@ class TrainConfig:
     g_repeat_num: int = 6
     d_conv_dim: int = 64
     d_repeat_num: int = 6
+    g_head: str = "image"  # image (the paper) | residual | attention
+    g_upsample: str = "deconv"  # deconv (the paper) | resize
     # losses
-    adv_loss: str = "wgan-gp"
+    adv_loss: str = "wgan-gp"  # wgan-gp (the paper) | log (non-saturating; with r1_gamma, StarGAN v2's)
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
-    gp_every: int = 1  # apply the gradient penalty on every k-th D step (scaled by k), 1 = the paper
+    r1_gamma: float = 0.0  # R1 on real images with the log loss (StarGAN v2 uses 1)
+    gp_every: int = 1  # apply the regulariser (GP or R1) on every k-th D step, scaled by k; 1 = the paper
+    lambda_mask: float = 0.0  # attention head: weight of the mask's mean (GANimation)
+    lambda_mask_tv: float = 0.0  # attention head: weight of the mask's total variation
+    # targets and D's view
+    target_mode: str = "shuffle"  # shuffle: another face's labels (the paper) | edit: 1 to max_edits changes
+    max_edits: int = 3
+    diffaug: str = ""  # DiffAugment policy for every image D sees, e.g. "translation,cutout"; "" = off
+    d_cls_warmup: int = 0  # steps that train D_cls on real faces only, before adversarial training
     # optimisation
     batch_size: int = 16
     num_iters: int = 200_000

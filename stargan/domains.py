@@ -237,6 +237,34 @@ class LabelSpace:
                 targets.append((name, self.flip(values, name)))
         return targets
 
+    def random_edits(self, values: torch.Tensor, dataset: str, gen: torch.Generator,
+                     max_edits: int = 3) -> torch.Tensor:
+        """Training targets that change what a person changes with the sliders: per row, 1 to ``max_edits``
+        edits of a binary dataset (an attribute flipped; setting a hair colour other than the face's counts as
+        one edit), or another category of a categorical dataset (one-hot)."""
+        d = self.dataset(dataset)
+        values = torch.as_tensor(values, dtype=torch.float32)
+        n = values.shape[0]
+        if d.kind == CATEGORICAL:
+            current = values.argmax(1)
+            other = (current + 1 + torch.randint(0, len(d) - 1, (n,), generator=gen)) % len(d)
+            return torch.nn.functional.one_hot(other, len(d)).float()
+        hair = [h for h in HAIR_COLOURS if h in d.names]
+        units = [n_ for n_ in d.names if n_ not in hair] + (["hair"] if len(hair) > 1 else hair)
+        out = values.clone()
+        counts = torch.randint(1, max_edits + 1, (n,), generator=gen)
+        for row in range(n):
+            chosen = torch.randperm(len(units), generator=gen)[: int(counts[row])]
+            for unit in (units[int(i)] for i in chosen):
+                if unit == "hair":
+                    # a colour the face does not have; with every colour on (label noise), any one alone
+                    options = [h for h in hair if out[row, d.index(h)] < 0.5] or hair
+                    colour = options[int(torch.randint(0, len(options), (1,), generator=gen))]
+                    out[row: row + 1] = self.set_hair(out[row: row + 1], colour)
+                else:
+                    out[row: row + 1] = self.flip(out[row: row + 1], unit, d.name)
+        return out
+
     # ---- (de)serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"datasets": [{"name": d.name, "kind": d.kind, "names": list(d.names)} for d in self.datasets]}

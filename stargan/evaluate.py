@@ -1,19 +1,9 @@
-"""Evaluation (issue 7): judges trained on real faces read what a model's edits show, as the paper did.
-
-Two judges, trained from scratch here (no pretrained weights can be downloaded):
-
-* the attribute judge: all 40 CelebA attributes, multi-label (BCE), trained on CelebA's train split;
-* the expression judge: RaFD's 8 expression names (cross-entropy), trained on the two prepared expression train
-  folders merged (``python -m stargan.prepare ../shared/data/expressions_posed --out
-  ../prepared/expressions_posed.soft --size 128``, same for ``expressions``). It reads luminance only, so that
-  the grayscale FER+ faces and the colour posed faces look alike to it and colour never decides an expression.
-
-Both are torchvision ResNets with one BasicBlock per stage ("resnet10", 4.9 M parameters, 9.8 MB in fp16). They
-take images in [-1, 1] of any size and resize them to their own input size (64 px), so they judge models of any
-image size.
+"""Evaluation (issue 7): the judges (``stargan.judges``), trained on real faces, read what a model's edits show,
+as the paper did.
 
 For a weights folder, every held-out face is translated to every target of its own dataset (a binary attribute
-flipped, each hair colour set, each expression set) and scored per label:
+flipped, each hair colour set, each expression set), or to the targets named with ``--labels``, and scored per
+label:
 
 * success: the judge reads the target (binary: its 0/1 reading equals the target value; expression: its argmax
   is the target);
@@ -25,10 +15,19 @@ flipped, each hair colour set, each expression set) and scored per label:
   the real test faces and of all their translations ("FID-judge": FID's formula on these features, not on
   Inception's, so its values are not comparable with published FIDs).
 
+What is judged (``--scoring``):
+
+* ``user`` (the default): what a person sees in the demo. The face at its own resolution (the 128 px test image)
+  plus G's change, G(x, c_target) - G(x, c_source) with c_source what D_cls reads from the face, computed at
+  the model's size and upsampled, exactly as ``stargan.inference.Editor`` pastes it (an expression's change as
+  luminance only);
+* ``direct``: G's own output at the model's size (the paper's measure).
+
 Commands::
 
     python -m stargan.evaluate train-judges --out benchmarks/judges
     python -m stargan.evaluate model WEIGHTS_FOLDER [--judges benchmarks/judges] [--limit 1000] [--out DIR]
+                                     [--scoring user|direct] [--labels Male,Young,...]
                                      [--expression-roots DIR ...] [--update-card]
 """
 
@@ -38,7 +37,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import shlex
 import sys
 import time
@@ -49,270 +47,33 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
-from torchvision.models.resnet import BasicBlock, ResNet
+from safetensors.torch import load_file
+from torch.utils.data import Dataset, Subset
 
 from .data import CelebADataset, DataError, ExpressionDataset
-from .domains import (
-    BINARY,
-    CATEGORICAL,
-    CELEBA_ATTRIBUTES,
-    HAIR_COLOURS,
-    RAFD_EXPRESSIONS,
-    LabelSpace,
-    celeba,
-    expressions,
+from .domains import BINARY, CATEGORICAL, CELEBA_ATTRIBUTES, HAIR_COLOURS, LabelSpace, celeba
+from .judges import (
+    ATTRIBUTE_JUDGE,
+    DATA_ROOT,
+    DEFAULT_EXPRESSION_TEST,
+    DEFAULT_EXPRESSION_TRAIN,
+    DEFAULT_JUDGES,
+    EXPRESSION_JUDGE,
+    PREPARE_HINT,
+    PROJECT_ROOT,
+    EvaluationError,
+    Judge,
+    _tensors,
+    class_accuracy,
+    load_judge,
+    train_judges,
 )
 from .trainer import autocast
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("STARGAN_DATA", PROJECT_ROOT.parent / "shared" / "data"))
-PREPARED_ROOT = PROJECT_ROOT.parent / "prepared"
-DEFAULT_JUDGES = PROJECT_ROOT / "benchmarks" / "judges"
-EXPRESSION_SETS = ("expressions_posed.soft", "expressions.soft")
-DEFAULT_EXPRESSION_TRAIN = tuple(PREPARED_ROOT / s / "train" for s in EXPRESSION_SETS)
-DEFAULT_EXPRESSION_TEST = tuple(PREPARED_ROOT / s / "test" for s in EXPRESSION_SETS)
-PREPARE_HINT = ("make them with `python -m stargan.prepare ../shared/data/expressions_posed --out "
-                "../prepared/expressions_posed.soft --size 128` (and the same for `expressions`)")
-JUDGE_SIZE = 64
-JUDGE_LAYERS = (1, 1, 1, 1)
-ATTRIBUTE_JUDGE = "attributes"
-EXPRESSION_JUDGE = "expressions"
-# Each judge's training recipe (train-judges' defaults): epochs, and the random shift (a fraction of the image
-# side) added to the horizontal flip. 16 epochs with a 0.06 shift did not help the expression judge (59.5%
-# overall vs 59.1%, 55% vs 71% on the posed colour test set), so both judges use 8 epochs and flips only.
-JUDGE_RECIPES: dict[str, dict[str, float]] = {ATTRIBUTE_JUDGE: {"epochs": 8, "shift": 0.0},
-                                              EXPRESSION_JUDGE: {"epochs": 8, "shift": 0.0}}
-
-
-class EvaluationError(ValueError):
-    """Judges, data or a model that cannot be evaluated; the message says what, where and how to fix."""
-
-
-# ---- judges ----------------------------------------------------------------------------------------------------
-class Judge(nn.Module):
-    """A classifier of real faces: images in [-1, 1] of any size -> one logit per name."""
-
-    def __init__(self, kind: str, names: Sequence[str], image_size: int = JUDGE_SIZE, grayscale: bool = False,
-                 layers: Sequence[int] = JUDGE_LAYERS) -> None:
-        super().__init__()
-        self.kind, self.names, self.image_size, self.grayscale = kind, tuple(names), image_size, grayscale
-        self.layers = tuple(layers)
-        self.net = ResNet(BasicBlock, list(self.layers), num_classes=len(self.names))
-
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
-                              align_corners=False)
-        if self.grayscale:
-            y = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-            x = y.expand(-1, 3, -1, -1)
-        return x.contiguous(memory_format=torch.channels_last)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate features (average-pooled, 512-d)."""
-        n = self.net
-        h = n.maxpool(n.relu(n.bn1(n.conv1(self.prepare(x)))))
-        h = n.layer4(n.layer3(n.layer2(n.layer1(h))))
-        return torch.flatten(n.avgpool(h), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.fc(self.features(x))
-
-    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(predictions, features): binary judges give 0/1 per name, categorical ones a class index."""
-        feats = self.features(x)
-        logits = self.net.fc(feats).float()
-        pred = (logits > 0).float() if self.kind == BINARY else logits.argmax(1)
-        return pred, feats.float()
-
-    def spec(self) -> dict[str, Any]:
-        return {"architecture": "torchvision.models.resnet.ResNet", "block": "BasicBlock",
-                "layers": list(self.layers), "num_classes": len(self.names), "kind": self.kind,
-                "names": list(self.names), "input_size": self.image_size, "grayscale": self.grayscale,
-                "input_range": [-1, 1]}
-
-
-def save_judge(judge: Judge, folder: Path, name: str, metrics: dict[str, Any]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in judge.net.state_dict().items()}
-    save_file(state, str(folder / f"{name}.safetensors"), metadata={"format": "pt"})
-    document = {**judge.spec(), "dtype": "float16", **metrics}
-    (folder / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
-    return folder / f"{name}.json"
-
-
-def load_judge(folder: str | Path, name: str) -> tuple[Judge, dict[str, Any]]:
-    """A judge from ``folder/<name>.safetensors`` + ``<name>.json``, in eval mode, fp32."""
-    folder = Path(folder)
-    spec_path, weights_path = folder / f"{name}.json", folder / f"{name}.safetensors"
-    if not spec_path.is_file() or not weights_path.is_file():
-        raise EvaluationError(f"judge {name!r} not found in {folder} (need {spec_path.name} and {weights_path.name}); "
-                              "train them with `python -m stargan.evaluate train-judges --out benchmarks/judges` "
-                              "or pass --judges with the folder that holds them")
-    spec = json.loads(spec_path.read_text())
-    if spec.get("architecture") != "torchvision.models.resnet.ResNet" or spec.get("block") != "BasicBlock":
-        raise EvaluationError(f"{spec_path}: unknown judge architecture {spec.get('architecture')!r}/"
-                              f"{spec.get('block')!r}; this version reads torchvision ResNet with BasicBlock")
-    judge = Judge(spec["kind"], spec["names"], spec["input_size"], spec["grayscale"], spec["layers"])
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights_path)).items()}
-    judge.net.load_state_dict(state)
-    return judge.eval().requires_grad_(False), spec
-
-
-def _tensors(dataset: Dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """All (images, values) of a dataset as two tensors (decoded once; the datasets are small)."""
-    xs, ys = [], []
-    for x, y in DataLoader(dataset, batch_size=batch_size, num_workers=0):
-        xs.append(x)
-        ys.append(y)
-    return torch.cat(xs), torch.cat(ys)
-
-
-def _augment(x: torch.Tensor, shift: float, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip, and a random shift of up to ``shift`` of the side (edges repeated)."""
-    flip = torch.rand(len(x), generator=gen) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    if shift > 0:
-        theta = torch.zeros(len(x), 2, 3)
-        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-        theta[:, :, 2] = (torch.rand(len(x), 2, generator=gen) * 2 - 1) * 2 * shift  # grid units span 2
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-    return x
-
-
-def _train_judge(judge: Judge, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                 precision: str, seed: int, class_weight: torch.Tensor | None = None,
-                 shift: float = 0.0) -> dict[str, Any]:
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    device = torch.device("cpu")
-    judge.train().to(memory_format=torch.channels_last)
-    steps = epochs * math.ceil(len(x) / batch_size)
-    opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    start = time.time()
-    for epoch in range(epochs):
-        perm = torch.randperm(len(x), generator=gen)
-        total, count = 0.0, 0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i: i + batch_size]
-            xb, yb = _augment(x[idx], shift, gen), y[idx]
-            with autocast(device, precision):
-                logits = judge(xb).float()
-            if judge.kind == BINARY:
-                loss = F.binary_cross_entropy_with_logits(logits, yb)
-            else:
-                loss = F.cross_entropy(logits, yb.argmax(1), weight=class_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss) * len(idx)
-            count += len(idx)
-        log.info("judge %s: epoch %d/%d, loss %.4f, %.0f s", judge.kind, epoch + 1, epochs, total / count,
-                 time.time() - start)
-    judge.eval()
-    return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "precision": precision, "shift": shift,
-            "train_images": len(x), "train_seconds": round(time.time() - start, 1)}
-
-
-@torch.inference_mode()
-def judge_predictions(judge: Judge, x: torch.Tensor, precision: str = "fp32", batch_size: int = 256) -> torch.Tensor:
-    preds = []
-    for i in range(0, len(x), batch_size):
-        with autocast(torch.device("cpu"), precision):
-            preds.append(judge.read(x[i: i + batch_size])[0])
-    return torch.cat(preds)
-
-
-def binary_accuracy(pred: torch.Tensor, truth: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
-    """Per-name accuracy of 0/1 predictions against 0/1 truth (columns in ``names`` order)."""
-    acc = (pred == truth).float().mean(0)
-    return {n: round(float(a), 4) for n, a in zip(names, acc, strict=True)}
-
-
-def class_accuracy(pred: torch.Tensor, target: torch.Tensor, names: Sequence[str]) -> dict[str, float | None]:
-    """Per-class accuracy (recall) of class indices; None for a class absent from ``target``."""
-    out: dict[str, float | None] = {}
-    for i, n in enumerate(names):
-        sel = target == i
-        out[n] = round(float((pred[sel] == i).float().mean()), 4) if bool(sel.any()) else None
-    return out
-
-
-def train_judges(out: Path, celeba_root: Path, expression_train: Sequence[Path], expression_test: Sequence[Path],
-                 epochs: int | None = None, batch_size: int = 64, lr: float = 2e-3, precision: str = "bf16",
-                 seed: int = 0, which: Sequence[str] = (ATTRIBUTE_JUDGE, EXPRESSION_JUDGE),
-                 command: str = "", shift: float | None = None) -> dict[str, dict[str, Any]]:
-    """Train the judges from scratch, measure them on the held-out splits and save them into ``out``.
-
-    ``epochs`` and ``shift`` default to each judge's recipe in :data:`JUDGE_RECIPES`."""
-    results: dict[str, dict[str, Any]] = {}
-
-    def recipe(name: str) -> tuple[int, float]:
-        r = JUDGE_RECIPES[name]
-        return (int(r["epochs"]) if epochs is None else epochs), (r["shift"] if shift is None else shift)
-
-    if ATTRIBUTE_JUDGE in which:
-        labels = celeba(CELEBA_ATTRIBUTES)
-        x, y = _tensors(CelebADataset(celeba_root, labels, "train", image_size=JUDGE_SIZE))
-        judge = Judge(BINARY, labels.names)
-        n_epochs, n_shift = recipe(ATTRIBUTE_JUDGE)
-        info = _train_judge(judge, x, y, n_epochs, batch_size, lr, precision, seed, shift=n_shift)
-        del x, y
-        xt, yt = _tensors(CelebADataset(celeba_root, labels, "test", image_size=JUDGE_SIZE))
-        per = binary_accuracy(judge_predictions(judge, xt), yt, labels.names)
-        majority = binary_accuracy((yt.mean(0, keepdim=True) > 0.5).float().expand_as(yt), yt, labels.names)
-        metrics = {"data": {"train": f"{celeba_root} (train split)", "test": f"{celeba_root} (test split)",
-                            "test_images": len(xt)},
-                   "training": info, "command": command,
-                   "accuracy_mean": round(sum(per.values()) / len(per), 4),
-                   "majority_baseline_mean": round(sum(majority.values()) / len(majority), 4),
-                   "accuracy": per}
-        save_judge(judge, out, ATTRIBUTE_JUDGE, metrics)
-        results[ATTRIBUTE_JUDGE] = metrics
-        log.info("attribute judge: mean held-out accuracy %.4f (majority %.4f)", metrics["accuracy_mean"],
-                 metrics["majority_baseline_mean"])
-    if EXPRESSION_JUDGE in which:
-        labels = expressions(RAFD_EXPRESSIONS)
-        x, y = _tensors(ExpressionDataset(expression_train, labels, image_size=JUDGE_SIZE))
-        counts = y.sum(0)
-        weight = (counts.sum() / counts.clamp(min=1)).sqrt()
-        weight = weight / weight.mean()  # inverse-sqrt frequency: the rare classes are not ignored
-        judge = Judge(CATEGORICAL, labels.names, grayscale=True)
-        n_epochs, n_shift = recipe(EXPRESSION_JUDGE)
-        info = _train_judge(judge, x, y, n_epochs, batch_size, lr, precision, seed, class_weight=weight,
-                            shift=n_shift)
-        info["class_weight"] = {n: round(float(w), 3) for n, w in zip(labels.names, weight, strict=True)}
-        del x, y
-        per_set = {}
-        for root in expression_test:
-            xt, yt = _tensors(ExpressionDataset([root], labels, image_size=JUDGE_SIZE))
-            pred, target = judge_predictions(judge, xt), yt.argmax(1)
-            per_set[str(root)] = {"images": len(xt), "accuracy": round(float((pred == target).float().mean()), 4),
-                                  "per_class": class_accuracy(pred, target, labels.names)}
-        xt, yt = _tensors(ExpressionDataset(expression_test, labels, image_size=JUDGE_SIZE))
-        pred, target = judge_predictions(judge, xt), yt.argmax(1)
-        per = class_accuracy(pred, target, labels.names)
-        metrics = {"data": {"train": [str(p) for p in expression_train], "test": [str(p) for p in expression_test],
-                            "test_images": len(xt)},
-                   "training": info, "command": command,
-                   "accuracy_overall": round(float((pred == target).float().mean()), 4),
-                   "accuracy_mean_per_class": round(sum(v for v in per.values() if v is not None)
-                                                    / sum(v is not None for v in per.values()), 4),
-                   "accuracy": per, "per_test_set": per_set}
-        save_judge(judge, out, EXPRESSION_JUDGE, metrics)
-        results[EXPRESSION_JUDGE] = metrics
-        log.info("expression judge: held-out accuracy %.4f overall, %.4f mean per class",
-                 metrics["accuracy_overall"], metrics["accuracy_mean_per_class"])
-    return results
-
+SCORINGS = ("user", "direct")
+CROP_SIZE = 128  # the test faces' own resolution: what user scoring pastes G's change into
 
 
 # ---- evaluating a model ---------------------------------------------------------------------------------------
@@ -338,11 +99,13 @@ def _subset(dataset: Dataset, limit: int | None, seed: int) -> tuple[Dataset, in
 
 def load_test_faces(space: LabelSpace, image_size: int, celeba_root: Path = DATA_ROOT / "celeba_hq_128",
                     expression_roots: Sequence[Path] = DEFAULT_EXPRESSION_TEST, limit: int | None = 1000,
-                    seed: int = 0) -> list[TestFaces]:
+                    seed: int = 0, datasets: Sequence[str] | None = None) -> list[TestFaces]:
     """Held-out faces for every dataset of ``space``: CelebA's test split for a binary block, the expression test
     folders for a categorical one; ``limit`` faces per dataset at most (a seeded random subset)."""
     out = []
     for d in space.datasets:
+        if datasets is not None and d.name not in datasets:
+            continue
         if d.kind == BINARY:
             unknown = [n for n in d.names if n not in CELEBA_ATTRIBUTES]
             if unknown:
@@ -444,25 +207,35 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                    celeba_root: Path = DATA_ROOT / "celeba_hq_128",
                    expression_roots: Sequence[Path] = DEFAULT_EXPRESSION_TEST, limit: int | None = 1000,
                    batch_size: int = 64, precision: str = "auto", seed: int = 0, command: str = "",
-                   grid_faces: int = 4, rec_limit: int | None = 256) -> Report:
-    """Translate every held-out face to every target of its dataset and score it with the judges.
+                   grid_faces: int = 4, rec_limit: int | None = 256, scoring: str = "user",
+                   labels: Sequence[str] | None = None) -> Report:
+    """Translate every held-out face to every target of its dataset (or to the targets in ``labels``) and score
+    what ``scoring`` shows (module docstring) with the judges.
 
     ``model`` is a weights folder path or a :class:`stargan.weights.LoadedModel` (its ``generator`` may be any
     module called as ``G(x, c)``). ``precision`` "auto" is bf16 autocast where the CPU computes bf16 natively,
     else fp32. Reconstruction is measured on the first ``rec_limit`` faces of each dataset (rounded up to whole
     batches; None: all), since it costs a second pass of G per face and target.
     """
+    from .inference import Editor
     from .weights import LoadedModel, load_weights
 
+    if scoring not in SCORINGS:
+        raise EvaluationError(f"scoring {scoring!r}: choose one of {', '.join(SCORINGS)}")
     start = time.time()
     precision = resolve_precision(precision)
-    loaded: LoadedModel = model if isinstance(model, LoadedModel) else load_weights(model, load_discriminator=False)
+    loaded: LoadedModel = model if isinstance(model, LoadedModel) else \
+        load_weights(model, load_discriminator=scoring == "user")
     space, size, g = loaded.config.label_space, loaded.config.image_size, loaded.generator
+    wanted = _check_labels(space, labels)
+    editor = Editor(loaded, precision=precision) if scoring == "user" else None
     attr_judge, attr_spec = load_judge(judges, ATTRIBUTE_JUDGE)
     expr_judge = None
-    if any(d.kind == CATEGORICAL for d in space.datasets):
+    if any(d.kind == CATEGORICAL and wanted & set(d.names) for d in space.datasets):
         expr_judge, _ = load_judge(judges, EXPRESSION_JUDGE)
-    faces = load_test_faces(space, size, celeba_root, expression_roots, limit, seed)
+    shown_size = max(size, CROP_SIZE) if scoring == "user" else size
+    faces = load_test_faces(space, shown_size, celeba_root, expression_roots, limit, seed,
+                            datasets=[d.name for d in space.datasets if wanted & set(d.names)])
     device = torch.device("cpu")
     real_moments, fake_moments = _Moments(), _Moments()
     real_features: list[torch.Tensor] = []
@@ -473,57 +246,69 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
     def batches(n: int):
         return range(0, n, batch_size)
 
+    def model_size(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == size:
+            return x
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
     for tf in faces:
         d = space.dataset(tf.dataset)
-        x, n = tf.images, len(tf.images)
+        shown, n = tf.images, len(tf.images)  # the faces as a person sees them (user) or as G gets them (direct)
+        x = torch.cat([model_size(shown[i: i + batch_size]) for i in batches(n)])
+        targets = [(name, t) for name, t in space.single_domain_targets(d.name, tf.values) if name in wanted]
         attr_real, expr_real = [], []
         for i in batches(n):
             with autocast(device, precision):
-                p, feats = attr_judge.read(x[i: i + batch_size])
+                p, feats = attr_judge.read(shown[i: i + batch_size])
                 attr_real.append(p)
                 # Each real face counts once per target, as its translations do, so that datasets with
                 # different numbers of targets weigh the same in both distributions.
-                real_moments.add(feats, weight=len(d))
+                real_moments.add(feats, weight=len(targets))
                 real_features.append(feats)
                 if d.kind == CATEGORICAL:
-                    expr_real.append(expr_judge.read(x[i: i + batch_size])[0])
+                    expr_real.append(expr_judge.read(shown[i: i + batch_size])[0])
         attr_real = torch.cat(attr_real)
+        source = editor.read_labels(x) if editor is not None else None
         c_org = space.g_label(tf.values, d.name)
-        rows = [[x[k]] for k in range(min(grid_faces, n))]
-        for name, target in space.single_domain_targets(d.name, tf.values):
+        rows = [[shown[k]] for k in range(min(grid_faces, n))]
+        for name, target in targets:
             c_trg = space.g_label(target, d.name)
             hits, kept, l1, n_rec = 0.0, 0.0, 0.0, 0
             excluded = {name} | (set(HAIR_COLOURS) if name in HAIR_COLOURS else set())
             keep = [j for j, a in enumerate(attr_judge.names) if a not in excluded]
             for i in batches(n):
-                xb = x[i: i + batch_size]
+                part = slice(i, i + batch_size)
+                xb = x[part]
                 with autocast(device, precision):
-                    fake = g(xb, c_trg[i: i + batch_size]).float().clamp(-1, 1)
+                    if editor is None:
+                        edited = g(xb, c_trg[part]).float().clamp(-1, 1)
+                    else:
+                        value = target[part, d.index(name)]
+                        edited = _user_view(editor, shown[part], xb, source[part], name, value)
                     if rec_limit is None or i < rec_limit:
-                        rec = g(fake, c_org[i: i + batch_size]).float()
+                        rec = g(g(xb, c_trg[part]).float().clamp(-1, 1), c_org[part]).float()
                         l1 += float((rec - xb).abs().mean(dim=(1, 2, 3)).sum())
                         n_rec += len(xb)
-                    attr_fake, feats = attr_judge.read(fake)
+                    attr_fake, feats = attr_judge.read(edited)
                     if d.kind == BINARY:
-                        hits += float(reads_target(attr_judge, attr_fake, name,
-                                                   target[i: i + batch_size, d.index(name)]).sum())
+                        hits += float(reads_target(attr_judge, attr_fake, name, target[part, d.index(name)]).sum())
                     else:
-                        hits += float(reads_target(expr_judge, expr_judge.read(fake)[0], name).sum())
+                        hits += float(reads_target(expr_judge, expr_judge.read(edited)[0], name).sum())
                 fake_moments.add(feats)
-                kept += float((attr_fake[:, keep] == attr_real[i: i + batch_size][:, keep]).float().mean(1).sum())
+                kept += float((attr_fake[:, keep] == attr_real[part][:, keep]).float().mean(1).sum())
                 if i == 0:
                     for k, row in enumerate(rows):
-                        row.append(fake[k])
+                        row.append(edited[k])
             if d.kind == BINARY:
                 j = attr_judge.names.index(name)
                 real_acc = float((attr_real[:, j] == tf.attributes[:, j]).float().mean())
             else:
                 real_acc = class_accuracy(torch.cat(expr_real), tf.values.argmax(1), expr_judge.names)[name]
             per_label[name] = {"success": round(hits / n, 4), "preservation": round(kept / n, 4),
-                               "reconstruction": round(l1 / n_rec, 4),
+                               "reconstruction": round(l1 / n_rec, 4) if n_rec else None,
                                "judge_accuracy_real": None if real_acc is None else round(real_acc, 4)}
             dataset_of[name] = d.name
-            log.info("%s: success %.3f, preservation %.3f, reconstruction %.4f (%.0f s)", name,
+            log.info("%s: success %.3f, preservation %.3f, reconstruction %s (%.0f s)", name,
                      per_label[name]["success"], per_label[name]["preservation"], per_label[name]["reconstruction"],
                      time.time() - start)
         grid_rows += rows
@@ -548,12 +333,16 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
         "realism_fid_judge": round(max(realism, 0.0), 3),
     }
     test_faces = {tf.dataset: {"faces": len(tf.images), "available": tf.available, "source": tf.source,
-                               "image_size": size,
+                               "image_size": shown_size,
                                "reconstruction_faces": _rec_faces(len(tf.images), rec_limit, batch_size)}
                   for tf in faces}
-    evaluation = {"per_label": per_label, "summary": summary, "command": command, "test_faces": test_faces}
+    evaluation = {"per_label": per_label, "summary": summary, "command": command, "test_faces": test_faces,
+                  "scoring": scoring}
     details = {"model": str(loaded.path), "dataset_of": dataset_of, "judges": str(judges),
                "attribute_judge_accuracy_mean": attr_spec.get("accuracy_mean"),
+               "scoring": (f"user: the {shown_size} px face plus G's change (G(x, c_target) - G(x, c_source), "
+                           "c_source read by D_cls), upsampled from the model's size as the demo pastes it"
+                           if scoring == "user" else "direct: G's output at the model's size"),
                "realism_features": ("Fréchet distance on the attribute judge's 512-d penultimate features "
                                     f"(ResNet average pool, {attr_judge.image_size} px input), real test faces (each "
                                     "counted once per target of its dataset) vs all their translations"),
@@ -563,6 +352,29 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                "precision": precision, "threads": torch.get_num_threads(), "batch_size": batch_size,
                "runtime_s": round(time.time() - start, 1)}
     return Report(evaluation, details, _grid(grid_rows))
+
+
+def _check_labels(space: LabelSpace, labels: Sequence[str] | None) -> set[str]:
+    if not labels:
+        return set(space.all_names)
+    unknown = [n for n in labels if n not in space.all_names]
+    if unknown:
+        raise EvaluationError(f"--labels: {unknown} not in this model; it knows {', '.join(space.all_names)}")
+    return set(labels)
+
+
+def _user_view(editor: Any, shown: torch.Tensor, x: torch.Tensor, source: torch.Tensor, name: str,
+               value: torch.Tensor) -> torch.Tensor:
+    """What the demo shows for target ``name`` = ``value`` (per face): the shown face plus the editor's change,
+    computed at the model's size and upsampled bilinearly to the shown size."""
+    change = torch.zeros_like(x)
+    for wanted in (0.0, 1.0):
+        rows = (value > 0.5) == bool(wanted)
+        if bool(rows.any()):
+            change[rows] = editor.change(x[rows], {name: wanted}, source[rows])
+    if change.shape[-1] != shown.shape[-1]:
+        change = F.interpolate(change, size=shown.shape[-2:], mode="bilinear", align_corners=False)
+    return (shown + change).clamp(-1, 1)
 
 
 def _rec_faces(n: int, rec_limit: int | None, batch_size: int) -> int:
@@ -584,6 +396,8 @@ def _grid(rows: list[list[torch.Tensor]]) -> torch.Tensor:
     """Rows of [input, each target...] (different lengths per dataset), padded with white, in [0, 1]."""
     from torchvision.utils import make_grid
 
+    if not rows:
+        return torch.ones(3, 1, 1)
     width = max(len(r) for r in rows)
     tiles = []
     for r in rows:
@@ -677,6 +491,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="auto: bf16 autocast where the CPU computes bf16 natively, else fp32")
     ev.add_argument("--rec-limit", type=int, default=256,
                     help="faces per dataset whose reconstruction is measured (a second pass of G); 0: all")
+    ev.add_argument("--scoring", choices=SCORINGS, default="user",
+                    help="user: the face plus G's change as the demo pastes it (default); direct: G's output")
+    ev.add_argument("--labels", default=None,
+                    help="comma-separated target names to evaluate (default: every name of the model)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--update-card", action="store_true",
                     help="write the results into the folder's config.json provenance and regenerate README.md")
@@ -693,7 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             report = evaluate_model(args.weights, args.judges, args.celeba, args.expression_roots, args.limit,
                                     args.batch_size, args.precision, args.seed, command=_command(),
-                                    rec_limit=args.rec_limit or None)
+                                    rec_limit=args.rec_limit or None, scoring=args.scoring,
+                                    labels=[n.strip() for n in args.labels.split(",")] if args.labels else None)
             out = args.out or PROJECT_ROOT / "benchmarks" / "evaluations" / Path(report.details["model"]).name
             paths = write_report(report, out)
             print(report.markdown())

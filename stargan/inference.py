@@ -160,6 +160,7 @@ class LabelFoldedGenerator(torch.nn.Module):
         self.c_dim = generator.c_dim
         self.first = first
         self.rest = generator.main[1:]
+        self.finish = generator.finish
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         if c.shape[-1] != self.c_dim:
@@ -171,7 +172,7 @@ class LabelFoldedGenerator(torch.nn.Module):
         kernels = torch.einsum("bk,okij->boij", c.to(w.dtype), w[:, 3:])  # (B, O, kh, kw)
         label_part = torch.nn.functional.conv2d(x.new_ones(1, 1, h, wd), kernels.reshape(-1, 1, *w.shape[2:]),
                                                 None, 1, pad).view(b, -1, h, wd)
-        return self.rest(image_part + label_part)
+        return self.finish(x, self.rest(image_part + label_part))
 
 
 def _dataset_order(space: LabelSpace) -> list[DatasetLabels]:
@@ -427,6 +428,15 @@ class Editor:
             raise ValueError(f"faces must be (B, 3, {self.image_size}, {self.image_size}), got {tuple(x.shape)}")
         source = self.read_labels(x) if source_labels is None else torch.as_tensor(source_labels, dtype=torch.float32)
         return self._run(x, source.reshape(len(x), -1), settings, "direct", strength=strength)
+
+    def change(self, faces: torch.Tensor, settings: Mapping[str, float], source_labels: torch.Tensor,
+               strength: float = 1.0) -> torch.Tensor:
+        """The change the demo pastes for aligned faces (B, 3, S, S) in [-1, 1] with D_cls readings
+        ``source_labels``: G(x, c_target) - G(x, c_source) per pass, an expression's as luminance, clipped to the
+        image range. Evaluation scores exactly this."""
+        x = torch.as_tensor(faces, dtype=torch.float32)
+        source = torch.as_tensor(source_labels, dtype=torch.float32).reshape(len(x), -1)
+        return self._run(x, source, settings, "delta", strength=strength) - x
 
     def edit(self, prepared: PreparedPhoto, settings: Mapping[str, float], face: int | str = 0,
              mode: Mode = "delta", strength: float = 1.0) -> EditResult:

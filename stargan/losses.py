@@ -1,7 +1,13 @@
 """StarGAN's losses: adversarial (WGAN-GP or the log loss), gradient penalty, domain classification and
-reconstruction, combined with the paper's weights into ``d_loss`` and ``g_loss``."""
+reconstruction, combined with the paper's weights into ``d_loss`` and ``g_loss``.
+
+Options beyond the paper (each off by default): R1 on real images with the non-saturating log loss (StarGAN v2),
+GANimation's attention-mask regularisers, a frozen teacher classifier's loss on G's output, and an augmentation
+of every image D sees (``stargan.augment``)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +54,21 @@ def gradient_penalty(critic_out: torch.Tensor, x_hat: torch.Tensor, grad_scale: 
     return ((norm - 1) ** 2).mean()
 
 
+def r1_penalty(real_src: torch.Tensor, real: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
+    """R1 (Mescheder et al., ICML 2018): mean over samples of ||d D_src(x) / d x||^2 on real images; the caller
+    weighs it by gamma / 2."""
+    (grad,) = torch.autograd.grad(real_src.float().sum() * grad_scale, real, create_graph=True)
+    return (grad.float() / grad_scale).square().flatten(1).sum(1).mean()
+
+
+def mask_regularisers(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """GANimation's attention-mask terms: its mean (keep the change local; without it the mask saturates to 1
+    and G paints a whole new face) and its total variation (a smooth mask)."""
+    mask = mask.float()
+    tv = (mask[:, :, 1:] - mask[:, :, :-1]).square().mean() + (mask[:, :, :, 1:] - mask[:, :, :, :-1]).square().mean()
+    return mask.mean(), tv
+
+
 def classification(logits: torch.Tensor, values: torch.Tensor, labels: LabelSpace,
                    dataset: str | None = None) -> torch.Tensor:
     """Domain classification on the batch's own dataset's slice of D_cls; other datasets' logits get no
@@ -66,42 +87,76 @@ def reconstruction(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
     return (x.float() - x_rec.float()).abs().mean()
 
 
-def d_loss(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, values: torch.Tensor, labels: LabelSpace,
-           dataset: str | None = None, adv: str = "wgan-gp", lambda_cls: float = 1.0, lambda_gp: float = 10.0,
-           with_gp: bool = True, gp_alpha: torch.Tensor | None = None,
-           grad_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L_D = -L_adv + lambda_cls * L_cls^r (+ lambda_gp * L_gp for WGAN-GP). Returns the total and the named,
-    detached terms.
+def d_loss(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor | None, values: torch.Tensor,
+           labels: LabelSpace, dataset: str | None = None, adv: str = "wgan-gp", lambda_cls: float = 1.0,
+           lambda_gp: float = 10.0, regularise: bool = True, gp_alpha: torch.Tensor | None = None,
+           grad_scale: float = 1.0, r1_gamma: float = 0.0,
+           augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L_D = -L_adv + lambda_cls * L_cls^r, plus the regulariser when ``regularise``: lambda_gp * L_gp for WGAN-GP,
+    or r1_gamma / 2 * R1 for the log loss. Returns the total and the named, detached terms.
 
-    Real, fake and interpolated images go through D in one batch: D has no batch statistics, so this equals
-    three calls, costs one, and keeps DDP to a single forward per backward.
+    ``fake`` None: the classification term alone (D_cls warm-up on real faces). ``augment``: applied to every
+    image D sees (DiffAugment). Real, fake and interpolated images go through D in one batch: D has no batch
+    statistics, so this equals three calls, costs one, and keeps DDP to a single forward per backward.
     """
     n = real.size(0)
-    batch = [real, fake.detach()]
-    use_gp = adv == "wgan-gp" and with_gp
+    use_gp = adv == "wgan-gp" and regularise and fake is not None and lambda_gp > 0
+    use_r1 = adv != "wgan-gp" and regularise and fake is not None and r1_gamma > 0
+    if use_r1:
+        real = real.detach().requires_grad_(True)
+    batch = [real] if fake is None else [real, fake.detach()]
     if use_gp:
         x_hat = interpolate(real, fake, gp_alpha)
         batch.append(x_hat)
-    src, cls = D(torch.cat(batch))
-    terms = {"adv": adversarial_d(src[:n], src[n:2 * n], adv),
-             "cls": classification(cls[:n], values, labels, dataset)}
-    total = terms["adv"] + lambda_cls * terms["cls"]
+    seen = torch.cat(batch)
+    src, cls = D(augment(seen) if augment is not None else seen)
+    terms = {"cls": classification(cls[:n], values, labels, dataset)}
+    total = lambda_cls * terms["cls"]
+    if fake is not None:
+        terms["adv"] = adversarial_d(src[:n], src[n:2 * n], adv)
+        total = total + terms["adv"]
     if use_gp:
         terms["gp"] = gradient_penalty(src[2 * n:], x_hat, grad_scale)
         total = total + lambda_gp * terms["gp"]
+    if use_r1:
+        terms["r1"] = r1_penalty(src[:n], real, grad_scale)
+        total = total + 0.5 * r1_gamma * terms["r1"]
     return total, {k: v.detach() for k, v in terms.items()}
+
+
+def teacher_loss(teacher: torch.nn.Module, fake: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A frozen classifier of real faces reads G's output: BCE against the target attribute values, summed over
+    attributes, mean over the batch (the same scale as the classification term). ``teacher`` maps images to one
+    logit per attribute of the dataset's block, in block order."""
+    logits = teacher(fake).float()
+    return F.binary_cross_entropy_with_logits(logits, values.float(), reduction="sum") / logits.size(0)
 
 
 def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: torch.Tensor, c_trg: torch.Tensor,
            trg_values: torch.Tensor, labels: LabelSpace, dataset: str | None = None, adv: str = "wgan-gp",
-           lambda_cls: float = 1.0, lambda_rec: float = 10.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           lambda_cls: float = 1.0, lambda_rec: float = 10.0, lambda_mask: float = 0.0, lambda_mask_tv: float = 0.0,
+           teacher: torch.nn.Module | None = None, lambda_teacher: float = 0.0,
+           augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_G = L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec, with G's labels ``c_org``/``c_trg`` and the
-    target's dataset values ``trg_values`` for the classification term."""
-    fake = G(real, c_trg)
-    fake_src, fake_cls = D(fake)
-    rec = G(fake, c_org)
+    target's dataset values ``trg_values`` for the classification term; plus, when their weights are set, the
+    attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss."""
+    use_mask = lambda_mask > 0 or lambda_mask_tv > 0
+    if use_mask:
+        fake, mask = G(real, c_trg, with_mask=True)
+        rec, rec_mask = G(fake, c_org, with_mask=True)
+    else:
+        fake = G(real, c_trg)
+        rec = G(fake, c_org)
+    fake_src, fake_cls = D(augment(fake) if augment is not None else fake)
     terms = {"adv": adversarial_g(fake_src, adv),
              "cls": classification(fake_cls, trg_values, labels, dataset),
              "rec": reconstruction(real, rec)}
     total = terms["adv"] + lambda_cls * terms["cls"] + lambda_rec * terms["rec"]
+    if use_mask:
+        (m1, tv1), (m2, tv2) = mask_regularisers(mask), mask_regularisers(rec_mask)
+        terms["mask"], terms["mask_tv"] = (m1 + m2) / 2, (tv1 + tv2) / 2
+        total = total + lambda_mask * terms["mask"] + lambda_mask_tv * terms["mask_tv"]
+    if teacher is not None and lambda_teacher > 0:
+        terms["teacher"] = teacher_loss(teacher, fake, trg_values)
+        total = total + lambda_teacher * terms["teacher"]
     return total, {k: v.detach() for k, v in terms.items()}

@@ -29,12 +29,44 @@ class ResidualBlock(nn.Module):
         return x + self.main(x)
 
 
-class Generator(nn.Module):
-    """G(x, c): the label is replicated spatially and concatenated to the image channels."""
+G_HEADS = ("image", "residual", "attention")
+G_UPSAMPLES = ("deconv", "resize")
 
-    def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6) -> None:
+
+class ResizeConv(nn.Module):
+    """x2 nearest-neighbour upsampling then a 3x3 convolution: no checkerboard (Odena et al., Distill 2016),
+    unlike the paper's 4x4 stride-2 transposed convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.c_dim = c_dim
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Generator(nn.Module):
+    """G(x, c): the label is replicated spatially and concatenated to the image channels.
+
+    The body is the paper's; the output head is configuration (DESIGN decision 1):
+
+    * ``image``: the paper's, tanh of the last convolution (what the original checkpoints load into);
+    * ``residual``: y = x + delta, the last convolution initialised to zero so G starts as the identity;
+    * ``attention``: GANimation's (Pumarola et al., ECCV 2018), a colour image C = tanh(.) and a mask
+      M = sigmoid(.), y = M * C + (1 - M) * x; the mask starts nearly closed (bias -3: M ~ 0.05), so G starts
+      near the identity and learns where to change.
+
+    ``upsample``: the paper's transposed convolutions (``deconv``) or resize-then-convolve (``resize``).
+    """
+
+    def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6, head: str = "image",
+                 upsample: str = "deconv") -> None:
+        super().__init__()
+        if head not in G_HEADS:
+            raise ValueError(f"unknown generator head {head!r}; choose one of {G_HEADS}")
+        if upsample not in G_UPSAMPLES:
+            raise ValueError(f"unknown generator upsampling {upsample!r}; choose one of {G_UPSAMPLES}")
+        self.c_dim, self.head = c_dim, head
         layers: list[nn.Module] = [
             nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False), _instance_norm(conv_dim), nn.ReLU(inplace=True),
         ]
@@ -44,17 +76,40 @@ class Generator(nn.Module):
             dim *= 2
         layers += [ResidualBlock(dim) for _ in range(repeat_num)]
         for _ in range(2):
-            layers += [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False), _instance_norm(dim // 2),
-                       nn.ReLU(inplace=True)]
+            up = nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False) if upsample == "deconv" \
+                else ResizeConv(dim, dim // 2)
+            layers += [up, _instance_norm(dim // 2), nn.ReLU(inplace=True)]
             dim //= 2
-        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        if head == "image":
+            layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        elif head == "residual":
+            layers.append(nn.Conv2d(dim, 3, 7, 1, 3, bias=False))
+            nn.init.zeros_(layers[-1].weight)
+        else:
+            layers.append(nn.Conv2d(dim, 4, 7, 1, 3, bias=True))
+            nn.init.zeros_(layers[-1].weight)
+            with torch.no_grad():
+                layers[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, -3.0]))
         self.main = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, with_mask: bool = False):
+        """G's image; with ``with_mask`` (attention head only) also the mask M, for its regularisers."""
         if c.shape[-1] != self.c_dim:
             raise ValueError(f"G expects labels of length {self.c_dim}, got {c.shape[-1]}")
         c = c.to(dtype=x.dtype).view(c.size(0), c.size(1), 1, 1).expand(-1, -1, x.size(2), x.size(3))
-        return self.main(torch.cat([x, c], dim=1))
+        return self.finish(x, self.main(torch.cat([x, c], dim=1)), with_mask)
+
+    def finish(self, x: torch.Tensor, out: torch.Tensor, with_mask: bool = False):
+        """The output head applied to the body's last convolution ``out``."""
+        if with_mask and self.head != "attention":
+            raise ValueError(f"only the attention head has a mask; this G's head is {self.head!r}")
+        if self.head == "image":
+            return out
+        if self.head == "residual":
+            return x + out
+        colour, mask = torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])
+        y = mask * colour + (1 - mask) * x
+        return (y, mask) if with_mask else y
 
 
 class Discriminator(nn.Module):
@@ -83,7 +138,7 @@ class Discriminator(nn.Module):
 
 
 def build_generator(config: ModelConfig) -> Generator:
-    return Generator(config.g_conv_dim, config.g_label_dim, config.g_repeat_num)
+    return Generator(config.g_conv_dim, config.g_label_dim, config.g_repeat_num, config.g_head, config.g_upsample)
 
 
 def build_discriminator(config: ModelConfig) -> Discriminator:

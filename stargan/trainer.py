@@ -27,11 +27,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import checkpoint as ckpt
+from .augment import augment, parse_policy
 from .config import ModelConfig, TrainConfig
 from .data import CelebADataset, ExpressionDataset, StepBatchSampler
 from .domains import LabelSpace, celeba, expressions
-from .losses import d_loss, g_loss
-from .models import build_discriminator, build_generator, count_parameters
+from .losses import ADV_LOSSES, d_loss, g_loss
+from .models import G_HEADS, build_discriminator, build_generator, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,29 @@ def build_datasets(cfg: TrainConfig, labels: LabelSpace) -> dict[str, Dataset]:
 
 def model_config(cfg: TrainConfig, labels: LabelSpace) -> ModelConfig:
     return ModelConfig(label_space=labels, image_size=cfg.image_size, g_conv_dim=cfg.g_conv_dim,
-                       g_repeat_num=cfg.g_repeat_num, d_conv_dim=cfg.d_conv_dim, d_repeat_num=cfg.d_repeat_num)
+                       g_repeat_num=cfg.g_repeat_num, d_conv_dim=cfg.d_conv_dim, d_repeat_num=cfg.d_repeat_num,
+                       g_head=cfg.g_head, g_upsample=cfg.g_upsample)
+
+
+TARGET_MODES = ("shuffle", "edit")
+
+
+def check_options(cfg: TrainConfig) -> None:
+    """Refuse option combinations that would silently do nothing, before any data is read."""
+    if cfg.adv_loss not in ADV_LOSSES:
+        raise ValueError(f"--adv-loss {cfg.adv_loss!r}: choose one of {ADV_LOSSES}")
+    if cfg.r1_gamma > 0 and cfg.adv_loss == "wgan-gp":
+        raise ValueError("--r1-gamma goes with --adv-loss log; WGAN-GP has its own penalty (--lambda-gp)")
+    if (cfg.lambda_mask > 0 or cfg.lambda_mask_tv > 0) and cfg.g_head != "attention":
+        raise ValueError(f"--lambda-mask/--lambda-mask-tv regularise the attention head's mask; --g-head is "
+                         f"{cfg.g_head!r} (choose from {G_HEADS})")
+    if cfg.target_mode not in TARGET_MODES:
+        raise ValueError(f"--target-mode {cfg.target_mode!r}: choose one of {TARGET_MODES}")
+    if cfg.max_edits < 1:
+        raise ValueError(f"--max-edits {cfg.max_edits}: at least 1")
+    if cfg.gp_every < 1:
+        raise ValueError(f"--gp-every {cfg.gp_every}: at least 1")
+    parse_policy(cfg.diffaug)
 
 
 def step_generator(seed: int, step: int, source: int) -> torch.Generator:
@@ -121,6 +144,7 @@ def learning_rate(base: float, step: int, cfg: TrainConfig) -> float:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: str | Path | None = None) -> None:
+        check_options(cfg)
         self.cfg = cfg
         self.dist = DistInfo.from_env()
         self.device = resolve_device(cfg.device)
@@ -152,6 +176,7 @@ class Trainer:
         self.step = 0
         self.g_updates = 0
         self.wall_time = 0.0
+        self.cpu_time = 0.0  # this process's CPU seconds: what recipes are compared by on a shared machine
         # Every command that trained this run, first to last (a resumed run keeps how it started).
         self.commands = [shlex.join(["python", *sys.argv])] if sys.argv and sys.argv[0] else []
         self.initialised_from: dict | None = None
@@ -175,7 +200,8 @@ class Trainer:
     # ---- state ----------------------------------------------------------------------------------------------
     def state(self) -> dict:
         return {
-            "step": self.step, "g_updates": self.g_updates, "wall_time": self.wall_time, "commands": self.commands,
+            "step": self.step, "g_updates": self.g_updates, "wall_time": self.wall_time, "cpu_time": self.cpu_time,
+            "commands": self.commands,
             "initialised_from": self.initialised_from,
             "train_config": self.cfg.to_dict(), "model_config": self.model_config.to_dict(),
             "G": self.G.state_dict(), "D": self.D.state_dict(),
@@ -199,6 +225,7 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.g_updates, self.wall_time = state["step"], state["g_updates"], state.get("wall_time", 0.0)
+        self.cpu_time = state.get("cpu_time", 0.0)
         self.commands = state.get("commands", []) + self.commands
         self.initialised_from = state.get("initialised_from")
         torch.set_rng_state(state["rng"]["torch"])
@@ -256,22 +283,34 @@ class Trainer:
             torch.rand(n_global, generator=rng)
         local = slice(self.dist.rank * x.size(0), (self.dist.rank + 1) * x.size(0))
         values = values.to(self.device)
-        trg_values = self._global_values(values)[perm.to(self.device)][local]
+        everyone = self._global_values(values)
+        if cfg.target_mode == "edit":
+            trg_values = labels.random_edits(everyone.cpu(), name, rng, cfg.max_edits).to(self.device)[local]
+        else:
+            trg_values = everyone[perm.to(self.device)][local]
         x = x.to(self.device, non_blocking=True)
         x = torch.where(flip[local].to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         c_org, c_trg = labels.g_label(values, name).to(self.device), labels.g_label(trg_values, name).to(self.device)
+        d_view = None
+        if cfg.diffaug:  # its own generator, so the other draws are the same with and without it
+            aug_rng = step_generator(cfg.seed, self.step, source + 8)
+            d_view = lambda t: augment(t, cfg.diffaug, aug_rng)  # noqa: E731
         metrics: dict[str, torch.Tensor] = {}
+        warming_up = self.step < cfg.d_cls_warmup
 
         # D step: fake from the raw G without gradients (no DDP forward needed).
-        with torch.no_grad(), autocast(self.device, cfg.precision):
-            fake = self.G(x, c_trg)
-        gp_now = self.step % cfg.gp_every == 0
+        fake = None
+        if not warming_up:
+            with torch.no_grad(), autocast(self.device, cfg.precision):
+                fake = self.G(x, c_trg)
+        regularise = self.step % cfg.gp_every == 0
         with autocast(self.device, cfg.precision):
             loss, terms = d_loss(self.D_train, x, fake, values, labels, name, cfg.adv_loss, cfg.lambda_cls,
-                                 cfg.lambda_gp * cfg.gp_every, with_gp=gp_now, gp_alpha=alpha[local],
-                                 grad_scale=self.scaler.get_scale() if self.scaler.is_enabled() else 1.0)
+                                 cfg.lambda_gp * cfg.gp_every, regularise=regularise, gp_alpha=alpha[local],
+                                 grad_scale=self.scaler.get_scale() if self.scaler.is_enabled() else 1.0,
+                                 r1_gamma=cfg.r1_gamma * cfg.gp_every, augment=d_view)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt_d)
@@ -279,12 +318,13 @@ class Trainer:
         metrics.update({f"D/{name}/{k}": v for k, v in terms.items()})
         metrics[f"D/{name}/total"] = loss.detach()
 
-        if (self.step + 1) % cfg.n_critic == 0:
+        if not warming_up and self.is_g_step():
             # G step: D frozen, so no gradients for D's weights are computed at all.
             self.D.requires_grad_(False)
             with autocast(self.device, cfg.precision):
                 loss, terms = g_loss(self.G_train, self.D, x, c_org, c_trg, trg_values, labels, name, cfg.adv_loss,
-                                     cfg.lambda_cls, cfg.lambda_rec)
+                                     cfg.lambda_cls, cfg.lambda_rec, cfg.lambda_mask, cfg.lambda_mask_tv,
+                                     augment=d_view)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt_g)
@@ -293,6 +333,10 @@ class Trainer:
             metrics.update({f"G/{name}/{k}": v for k, v in terms.items()})
             metrics[f"G/{name}/total"] = loss.detach()
         return metrics
+
+    def is_g_step(self) -> bool:
+        """G trains on every n_critic-th step after D_cls's warm-up."""
+        return self.step >= self.cfg.d_cls_warmup and (self.step + 1 - self.cfg.d_cls_warmup) % self.cfg.n_critic == 0
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -318,6 +362,7 @@ class Trainer:
         progress = _progress(self.step, cfg.num_iters, main)
         pending: dict[str, list[torch.Tensor]] = {}
         start_time = time.time() - self.wall_time
+        cpu_start = time.process_time() - self.cpu_time
         stop_reason = "done"
         try:
             while self.step < cfg.num_iters:
@@ -329,17 +374,19 @@ class Trainer:
                     x, values = next(loaders[name])
                     for k, v in self.train_step(source, name, x, values).items():
                         pending.setdefault(k, []).append(v)
-                if (self.step + 1) % cfg.n_critic == 0:
+                if self.is_g_step():
                     self.g_updates += 1
                     self._update_ema()
                 self.step += 1
                 self.wall_time = time.time() - start_time
+                self.cpu_time = time.process_time() - cpu_start
                 progress.update(1)
                 if main and (self.step % cfg.log_every == 0 or self.step == cfg.num_iters):
                     # One host sync per log interval, not per step.
                     row = {k: torch.stack(v).float().mean().item() for k, v in pending.items()}
                     pending.clear()
-                    row.update(step=self.step, lr=self.opt_g.param_groups[0]["lr"], time=round(self.wall_time, 2))
+                    row.update(step=self.step, lr=self.opt_g.param_groups[0]["lr"], time=round(self.wall_time, 2),
+                               cpu_time=round(self.cpu_time, 2))
                     metrics_file.write(json.dumps(row) + "\n")
                     metrics_file.flush()
                     if writer is not None:
@@ -424,7 +471,7 @@ class Trainer:
                 "resumed_with": self.commands[1:],
                 **({"initialised_from": self.initialised_from} if self.initialised_from else {}),
                 "steps": self.step, "g_updates": self.g_updates, "batch_size": self.cfg.batch_size,
-                "wall_time_s": round(self.wall_time, 1), "hardware": f"{device} x{self.dist.world_size}",
+                "wall_time_s": round(self.wall_time, 1), "cpu_time_s": round(self.cpu_time, 1), "hardware": f"{device} x{self.dist.world_size}",
                 "precision": self.cfg.precision, "ema": self.G_ema is not None, "train_config": self.cfg.to_dict(),
                 "parameters": {"G": count_parameters(self.G), "D": count_parameters(self.D)}}
 

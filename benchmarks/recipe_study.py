@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""Recipe study (issue 14): success against CPU minutes for training runs, from their checkpoints.
+
+    python benchmarks/recipe_study.py evaluate RUN_DIR [RUN_DIR ...] [--every 400] [--limit 200]
+    python benchmarks/recipe_study.py plot --out benchmarks/recipe_study.png
+
+``evaluate`` scores every ``--every``-th checkpoint of each run (G's moving average, as exported) with
+``stargan.evaluate`` on the same held-out faces and key labels, scored as a user sees the edit (the face plus G's
+change), and appends the points to ``benchmarks/study/<run name>.json``; checkpoints already there are skipped,
+so it can be run again while the runs go on. CPU minutes are the training process's own CPU time
+(``time.process_time``, recorded by the trainer), so runs that shared the machine compare fairly.
+``plot`` draws every run found in that folder, one panel per measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stargan import checkpoint as ckpt  # noqa: E402
+from stargan.config import ModelConfig, TrainConfig  # noqa: E402
+from stargan.domains import HAIR_COLOURS  # noqa: E402
+from stargan.evaluate import evaluate_model  # noqa: E402
+from stargan.judges import DEFAULT_JUDGES  # noqa: E402
+from stargan.models import build_discriminator, build_generator  # noqa: E402
+from stargan.weights import LoadedModel  # noqa: E402
+
+STUDY = ROOT / "benchmarks" / "study"
+KEY_LABELS = (*HAIR_COLOURS, "Male", "Young", "Smiling", "Eyeglasses", "happy", "surprised")
+PANELS = (("hair colour (mean of 4)", HAIR_COLOURS), ("Male", ("Male",)), ("Young", ("Young",)),
+          ("Smiling", ("Smiling",)), ("Eyeglasses", ("Eyeglasses",)), ("expressions (happy, surprised)",
+                                                                        ("happy", "surprised")))
+
+
+def load_checkpoint_model(path: Path) -> tuple[LoadedModel, dict]:
+    """G's moving average (or G) and D of a training checkpoint, as a weights folder would give them."""
+    state = ckpt.load_checkpoint(path)
+    config = ModelConfig.from_dict(state["model_config"])
+    G, D = build_generator(config), build_discriminator(config)
+    G.load_state_dict(state["G_ema"] if state.get("G_ema") is not None else state["G"])
+    D.load_state_dict(state["D"])
+    for m in (G, D):
+        m.eval().requires_grad_(False)
+    template = TrainConfig.from_dict(state["train_config"]).template
+    info = {k: state.get(k) for k in ("step", "g_updates", "wall_time", "cpu_time")}
+    return LoadedModel(G, D, config, template, {}, path), info
+
+
+def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, ...], judges: Path) -> None:
+    STUDY.mkdir(parents=True, exist_ok=True)
+    for run in runs:
+        out = STUDY / f"{run.name}.json"
+        doc = json.loads(out.read_text()) if out.exists() else {
+            "run": str(run), "options": json.loads((run / "options.json").read_text()), "points": []}
+        done = {p["step"] for p in doc["points"]}
+        for path in ckpt.list_checkpoints(run):
+            step = int(path.stem.split("_")[-1])
+            if step in done or step % every:
+                continue
+            model, info = load_checkpoint_model(path)
+            report = evaluate_model(model, judges, limit=limit, labels=labels, rec_limit=0, grid_faces=0)
+            per = report.evaluation["per_label"]
+            doc["points"].append({**info, "cpu_minutes": round(info["cpu_time"] / 60, 2),
+                                  "success": {n: m["success"] for n, m in per.items()},
+                                  "preservation": {n: m["preservation"] for n, m in per.items()},
+                                  "summary": report.evaluation["summary"], "faces": report.evaluation["test_faces"]})
+            doc["points"].sort(key=lambda p: p["step"])
+            out.write_text(json.dumps(doc, indent=1) + "\n")
+            logging.info("%s step %d (%.1f CPU min): %s", run.name, step, info["cpu_time"] / 60,
+                         {n: m["success"] for n, m in per.items()})
+
+
+def plot(out: Path, runs: list[str] | None = None) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    docs = [json.loads(p.read_text()) for p in sorted(STUDY.glob("*.json"))]
+    docs = [d for d in docs if d["points"] and (not runs or Path(d["run"]).name in runs)]
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8), sharex=True)
+    panels = [*PANELS, ("preservation (mean)", None)]
+    for ax, (title, names) in zip(axes.flat, panels):
+        for d in docs:
+            xs = [p["cpu_minutes"] for p in d["points"]]
+            if names is None:
+                ys = [100 * sum(p["preservation"].values()) / len(p["preservation"]) for p in d["points"]]
+            else:
+                ys = [100 * sum(p["success"][n] for n in names) / len(names) for p in d["points"]]
+            ax.plot(xs, ys, marker="o", label=Path(d["run"]).name)
+        ax.set_title(title)
+        ax.set_ylabel("success %" if names else "%")
+        ax.grid(alpha=0.3)
+    axes.flat[-1].axis("off")
+    axes.flat[0].legend(fontsize=8)
+    for ax in axes[1]:
+        ax.set_xlabel("training CPU minutes")
+    fig.suptitle("Recipe study: success on held-out faces (the face plus G's change) against training CPU time")
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("evaluate")
+    e.add_argument("runs", nargs="+", type=Path)
+    e.add_argument("--every", type=int, default=400, help="evaluate checkpoints whose step is a multiple of this")
+    e.add_argument("--limit", type=int, default=200, help="held-out faces per dataset")
+    e.add_argument("--labels", default=",".join(KEY_LABELS))
+    e.add_argument("--judges", type=Path, default=DEFAULT_JUDGES)
+    pl = sub.add_parser("plot")
+    pl.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "recipe_study.png")
+    pl.add_argument("--runs", nargs="*", help="run names to draw (default: all in benchmarks/study)")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("stargan").setLevel(logging.WARNING)
+    torch.set_num_threads(1)
+    if args.cmd == "evaluate":
+        evaluate_runs(args.runs, args.every, args.limit, tuple(args.labels.split(",")), args.judges)
+    else:
+        plot(args.out, args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Named training recipes: each a set of TrainConfig values (DESIGN, "Recipes"). ``train.py --recipe NAME``
+starts from one; flags given on the command line still override it. The name is recorded in the run's options
+(``TrainConfig.recipe``) and so in the weights' provenance.
+
+* ``paper``: the paper's recipe exactly (TrainConfig's defaults): 5 attributes, 128 px, full width, WGAN-GP,
+  n_critic 5, another face's labels as targets.
+* ``shipped-v1``: what trained the first release model on two CPU cores: all 40 attributes, 64 px, G 32/4,
+  D 32/5, the paper's losses with the penalty on every 2nd D step and n_critic 2, bf16.
+* ``cpu``: the recipe the study in benchmarks/RESULTS.md ("Recipe study") found to learn the most per CPU
+  hour: the shipped-v1 size with G starting at the identity (residual head), resize-convolution upsampling,
+  the non-saturating loss with lazy R1 and a G step every step, 1-3 attribute edits as targets, D's inputs
+  augmented (DiffAugment) and D_cls warmed up on real faces first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .domains import CELEBA_ATTRIBUTES
+from .face import CELEBA_HQ_128_TEMPLATE
+
+_SMALL_CPU_MODEL: dict[str, Any] = {
+    "celeba_attrs": list(CELEBA_ATTRIBUTES), "image_size": 64, "g_conv_dim": 32, "g_repeat_num": 4,
+    "d_conv_dim": 32, "d_repeat_num": 5, "precision": "bf16",
+    "template": [list(xy) for xy in CELEBA_HQ_128_TEMPLATE],
+}
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "shipped-v1": {**_SMALL_CPU_MODEL, "gp_every": 2, "n_critic": 2},
+    "cpu": {**_SMALL_CPU_MODEL, "g_head": "residual", "g_upsample": "resize", "adv_loss": "log", "r1_gamma": 1.0,
+            "gp_every": 4, "n_critic": 1, "target_mode": "edit", "max_edits": 3, "diffaug": "translation,cutout",
+            "d_cls_warmup": 300},
+}
+
+
+def recipe(name: str) -> dict[str, Any]:
+    """A copy of the named recipe's TrainConfig values."""
+    if name not in RECIPES:
+        raise KeyError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in RECIPES[name].items()}

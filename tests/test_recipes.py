@@ -1,0 +1,147 @@
+"""The recipe study's training options (issue 14): G's heads and upsampling, DiffAugment, edit targets, R1,
+the attention mask's regularisers, D_cls warm-up, and the named presets of train.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import train
+from stargan.augment import augment, parse_policy
+from stargan.config import ModelConfig, TrainConfig
+from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, LabelSpace, celeba, expressions
+from stargan.inference import LabelFoldedGenerator
+from stargan.losses import mask_regularisers, r1_penalty
+from stargan.models import Generator, build_generator
+from stargan.recipes import RECIPES, recipe
+from stargan.trainer import check_options
+from stargan.weights import load_weights, save_weights
+
+from test_training import ATTRS, TINY, celeba_dir, metrics  # noqa: F401 (celeba_dir: a fixture)
+
+
+def _faces(n: int = 2, size: int = 32) -> torch.Tensor:
+    return torch.rand(n, 3, size, size) * 2 - 1
+
+
+def test_residual_head_starts_as_the_identity_and_attention_near_it():
+    x, c = _faces(), torch.rand(2, 5)
+    assert torch.equal(Generator(8, 5, 1, head="residual")(x, c), x)
+    y, mask = Generator(8, 5, 1, head="attention")(x, c, with_mask=True)
+    assert float(mask.detach().max()) < 0.06  # the mask starts nearly closed
+    assert torch.allclose(y, x, atol=0.06)
+    assert not torch.allclose(Generator(8, 5, 1, head="image")(x, c), x, atol=0.5)
+    with pytest.raises(ValueError, match="only the attention head"):
+        Generator(8, 5, 1, head="residual")(x, c, with_mask=True)
+    with pytest.raises(ValueError, match="head"):
+        Generator(8, 5, 1, head="mirror")
+
+
+@pytest.mark.parametrize("head", ["image", "residual", "attention"])
+@pytest.mark.parametrize("upsample", ["deconv", "resize"])
+def test_every_head_and_upsampling_travel_in_a_weights_folder(head, upsample, tmp_path):
+    config = ModelConfig(LabelSpace((celeba(ATTRS),)), image_size=32, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
+                         d_repeat_num=3, g_head=head, g_upsample=upsample)
+    torch.manual_seed(0)
+    G = build_generator(config)
+    for p in G.parameters():  # away from the zero-initialised start, so that every head computes something
+        p.data.add_(torch.randn_like(p) * 0.05)
+    save_weights(tmp_path, G, config)
+    loaded = load_weights(tmp_path)
+    assert loaded.config.g_head == head and loaded.config.g_upsample == upsample
+    x, c = _faces(), torch.rand(2, 3)
+    assert torch.allclose(loaded.generator(x, c), G(x, c), atol=1e-6)
+    # The inference fast path (label channels folded into the first convolution) keeps the head.
+    assert torch.allclose(LabelFoldedGenerator(G)(x, c), G(x, c), atol=1e-5)
+
+
+def test_resize_upsampling_has_no_transposed_convolution():
+    G = Generator(8, 5, 1, upsample="resize")
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in Generator(8, 5, 1).modules()) == 2
+
+
+def test_diffaugment_is_reproducible_differentiable_and_keeps_what_it_should():
+    x = _faces(4).requires_grad_(True)
+    a = augment(x, "translation,cutout", torch.Generator().manual_seed(3))
+    b = augment(x, "translation,cutout", torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and not torch.equal(a, x)
+    a.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    # A translation moves whole pixels: every output value is an input value of the same image, or 0.
+    t = augment(x.detach(), "translation", torch.Generator().manual_seed(1))
+    for i in range(4):
+        values = set(x[i].detach().flatten().tolist()) | {0.0}
+        assert set(t[i].flatten().tolist()) <= values
+    # A cutout zeroes a square and leaves the rest exactly.
+    c = augment(x.detach(), "cutout", torch.Generator().manual_seed(2))
+    changed = c != x.detach()
+    assert bool((c[changed] == 0).all()) and 0 < float(changed.float().mean()) < 0.2
+    assert parse_policy("") == ()
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        parse_policy("translation,blur")
+
+
+def test_edit_targets_change_one_to_three_things():
+    space = LabelSpace((celeba(CELEBA_ATTRIBUTES), expressions()))
+    gen = torch.Generator().manual_seed(0)
+    values = (torch.rand(200, 40, generator=gen) < 0.3).float()
+    values[:, [CELEBA_ATTRIBUTES.index(h) for h in HAIR_COLOURS]] = 0
+    values[:100, CELEBA_ATTRIBUTES.index("Black_Hair")] = 1
+    target = space.random_edits(values, "celeba", gen, max_edits=3)
+    hair = [CELEBA_ATTRIBUTES.index(h) for h in HAIR_COLOURS]
+    other = [i for i in range(40) if i not in hair]
+    edits = (target[:, other] != values[:, other]).sum(1) + (target[:, hair] != values[:, hair]).any(1).long()
+    assert int(edits.min()) == 1 and int(edits.max()) == 3
+    assert {1, 2, 3} <= set(edits.tolist())
+    assert float(target[:, hair].sum(1).max()) <= 1  # hair colours stay exclusive
+    one_hot = torch.eye(8)[torch.randint(0, 8, (50,), generator=gen)]
+    new = space.random_edits(one_hot, "rafd", gen)
+    assert torch.equal(new.sum(1), torch.ones(50)) and bool((new.argmax(1) != one_hot.argmax(1)).all())
+
+
+def test_r1_and_mask_regularisers_match_their_closed_forms():
+    w = torch.randn(3, 8, 8)
+    real = _faces(5, 8).requires_grad_(True)
+    src = (real * w).sum((1, 2, 3))  # D_src linear in x: its input gradient is w for every image
+    assert float(r1_penalty(src, real)) == pytest.approx(float(w.square().sum()), rel=1e-5)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., 2:] = 1.0  # a vertical edge: 4 of the 12 horizontal neighbour pairs differ
+    mean, tv = mask_regularisers(mask)
+    assert float(mean) == pytest.approx(0.5) and float(tv) == pytest.approx(4 / 12)
+
+
+def test_option_combinations_that_would_do_nothing_are_refused():
+    for bad, match in (({"r1_gamma": 1.0}, "r1-gamma"), ({"lambda_mask": 0.1}, "attention"),
+                       ({"target_mode": "random"}, "target-mode"), ({"diffaug": "flip"}, "augmentation")):
+        with pytest.raises(ValueError, match=match):
+            check_options(TrainConfig(**bad))
+    check_options(TrainConfig(**recipe("cpu")))
+
+
+def test_recipes_are_train_config_values():
+    assert RECIPES["paper"] == {}
+    for name in RECIPES:
+        TrainConfig(**recipe(name))  # every key is a TrainConfig field
+    assert recipe("cpu")["g_head"] == "residual"
+
+
+def test_a_recipe_trains_end_to_end_with_warm_up_and_flags_override_it(celeba_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["--recipe", "cpu", "--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS),
+            "--celeba-test-size", "4", *TINY, "--n-critic", "1", "--d-cls-warmup", "3", "--num-iters", "6",
+            "--sample-every", "0", "--checkpoint-every", "0", "--run-dir", str(run_dir)]
+    assert train.main(args) == 0
+    options = json.loads((run_dir / "options.json").read_text())
+    assert options["recipe"] == "cpu" and options["g_head"] == "residual" and options["adv_loss"] == "log"
+    assert options["image_size"] == 32 and options["celeba_attrs"] == ATTRS  # flags over the preset
+    rows = metrics(run_dir)
+    # Warm-up: D_cls alone on real faces (no adversarial term, no G step) for 3 steps, then both.
+    assert all(set(r) & {"D/celeba/adv", "G/celeba/total"} == set() for r in rows[:3])
+    assert all("G/celeba/total" in r and "D/celeba/adv" in r for r in rows[3:])
+    assert "D/celeba/r1" in rows[4] and all(r["cpu_time"] > 0 for r in rows)
+    provenance = json.loads((run_dir / "export" / "config.json").read_text())
+    assert provenance["model"]["g_head"] == "residual" and provenance["provenance"]["g_updates"] == 3
+    assert provenance["provenance"]["cpu_time_s"] > 0
