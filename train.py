@@ -11,58 +11,147 @@ import sys
 from pathlib import Path
 
 EXAMPLES = """examples:
+  # the CPU recipe on this machine's data: all 40 attributes + 8 expressions, 64 px (see --recipe)
+  python train.py --recipe cpu --celeba-dir ../shared/data/celeba_hq_128 \\
+      --expression-dir ../prepared/expressions_posed.soft/train --expression-dir ../prepared/expressions.soft/train
+
   # the paper's CelebA model (5 attributes, 128 px, 200k iterations) on whatever device is present
   python train.py --celeba-dir ../shared/data/celeba_hq_128 --run-dir runs/celeba
 
-  # jointly on CelebA (all 40 attributes) and expressions with the mask vector, bf16 on this CPU
-  python train.py --celeba-dir ../shared/data/celeba_hq_128 --celeba-attrs all \\
-      --expression-dir /work/prepared/expressions_posed/train --expression-dir /work/prepared/expressions/train \\
-      --precision bf16 --g-conv-dim 32 --d-conv-dim 32 --run-dir runs/joint
-
-  # continue a run where it stopped; several GPUs; export from a checkpoint; check a config
-  python train.py --resume --run-dir runs/joint
+  # continue a run where it stopped; fine-tune a weights folder; several GPUs; export; check a config
+  python train.py --resume --run-dir runs/joint --max-minutes 60
+  python train.py --recipe cpu --celeba-dir DATA --init-from weights/stargan-studio --run-dir runs/more
   torchrun --nproc-per-node 4 train.py --celeba-dir DATA --precision bf16 --run-dir runs/ddp
   python train.py --export-from runs/joint/checkpoints/step_00010000.pt --out weights/mine
-  python train.py --celeba-dir DATA --dry-run
+  python train.py --recipe cpu --celeba-dir DATA --dry-run
 """
 
 TEMPLATES = ("celeba_hq_128", "celeba_aligned")
 
+# Every TrainConfig field's group and help: what it does, its unit, when to change it. tests/test_training.py
+# checks that no field is missing, so a new option cannot arrive without its help.
+GROUPS = {
+    "data": "data (what to train on)",
+    "model": "model (the networks; recorded in the weights' config.json)",
+    "recipe": "recipe (losses, targets and optimisation; --recipe sets many of these at once)",
+    "run": "run (device, speed, logging, checkpoints, time limit)",
+    "export": "export (the weights folder and the Hub)",
+}
+OPTION_HELP: dict[str, tuple[str, str]] = {
+    "celeba_dir": ("data", "a CelebA-format folder (images/, list_attr_celeba.txt, optional list_eval_partition.txt)"),
+    "celeba_attrs": ("data", "comma-separated CelebA attribute names to learn, or 'all' for the 40 (default: the "
+                             "paper's 5: hair colours, Male, Young)"),
+    "celeba_crop_size": ("data", "centre crop in pixels before resizing: 178 for img_align_celeba; leave unset for "
+                                 "pre-cropped squares such as celeba_hq_128"),
+    "celeba_test_size": ("data", "images held out for testing when the folder has no list_eval_partition.txt"),
+    "expression_dirs": ("data", "an expression folder (one folder per expression name, aligned with "
+                                "stargan.prepare); repeat to merge several into the one 8-name block"),
+    "image_size": ("model", "G and D's input side in pixels (the paper: 128; the CPU recipe: 64); cost grows "
+                            "with its square"),
+    "g_conv_dim": ("model", "G's width: channels of its first layer (the paper: 64)"),
+    "g_repeat_num": ("model", "G's depth: residual blocks (the paper: 6)"),
+    "d_conv_dim": ("model", "D's width: channels of its first layer (the paper: 64)"),
+    "d_repeat_num": ("model", "D's depth: stride-2 layers (the paper: 6); image size must divide by 2**depth"),
+    "g_head": ("model", "G's output: image (the paper), residual (y = x + change, starts as the identity) or "
+                        "attention (GANimation's colour + mask)"),
+    "g_upsample": ("model", "G's upsampling: deconv (the paper's transposed convolutions) or resize "
+                            "(nearest x2 then 3x3 convolution, no checkerboard)"),
+    "adv_loss": ("recipe", "adversarial loss: wgan-gp (the paper) or log (non-saturating; with --r1-gamma as in "
+                           "StarGAN v2)"),
+    "lambda_cls": ("recipe", "weight of the domain classification loss (the paper: 1)"),
+    "lambda_rec": ("recipe", "weight of the cycle reconstruction loss (the paper: 10)"),
+    "lambda_gp": ("recipe", "weight of WGAN-GP's gradient penalty (the paper: 10)"),
+    "r1_gamma": ("recipe", "R1 penalty weight gamma on real images, for --adv-loss log (StarGAN v2: 1); 0 = off"),
+    "gp_every": ("recipe", "apply the penalty (GP or R1) every k-th D step, scaled by k (lazy regularisation); "
+                           "1 = every step"),
+    "lambda_mask": ("recipe", "attention head: weight of the mask's mean, which keeps the change local"),
+    "lambda_mask_tv": ("recipe", "attention head: weight of the mask's total variation, which keeps it smooth"),
+    "target_mode": ("recipe", "training targets: shuffle (another face's labels, the paper: ~8 attributes change "
+                              "at once) or edit (1 to --max-edits changes, as people use the sliders)"),
+    "max_edits": ("recipe", "with --target-mode edit: the most attributes one target changes (a hair colour "
+                            "counts as one)"),
+    "diffaug": ("recipe", "DiffAugment policy for every image D sees: comma-separated translation, cutout, "
+                          "color; empty = off"),
+    "d_cls_warmup": ("recipe", "steps that first train D's classifier on real faces alone, so G's classification "
+                               "signal means something from its first step; 0 = off"),
+    "batch_size": ("recipe", "images per step per dataset, over all processes (the paper: 16)"),
+    "num_iters": ("recipe", "training steps in total (the paper: 200,000)"),
+    "num_iters_decay": ("recipe", "the last steps over which the learning rates fall linearly to 0 (the paper: "
+                                  "100,000); 0 = constant"),
+    "g_lr": ("recipe", "G's Adam learning rate (the paper: 1e-4)"),
+    "d_lr": ("recipe", "D's Adam learning rate (the paper: 1e-4)"),
+    "beta1": ("recipe", "Adam beta1 (the paper: 0.5)"),
+    "beta2": ("recipe", "Adam beta2 (the paper: 0.999)"),
+    "n_critic": ("recipe", "D steps per G step (the paper: 5)"),
+    "ema_decay": ("recipe", "decay of the moving average of G's weights that is exported; 0 = export the raw G"),
+    "init_from": ("recipe", "a weights folder or Hub id to start G, D and G's average from (fine-tuning with "
+                            "fresh optimisers; same architecture and labels)"),
+    "device": ("run", "auto (CUDA when present), cpu, cuda or cuda:N"),
+    "precision": ("run", "fp32, bf16 (CUDA, and CPUs with AVX512-BF16 like this one) or fp16 (CUDA only)"),
+    "channels_last": ("run", "NHWC memory layout, usually faster with bf16"),
+    "compile": ("run", "torch.compile G (and D without the gradient penalty); measure before relying on it"),
+    "num_workers": ("run", "data loading processes; 0 loads in the training process (its CPU time then counts "
+                           "in the run's cpu_time)"),
+    "seed": ("run", "seed of every random draw; a run with the same seed and options repeats exactly"),
+    "deterministic": ("run", "force deterministic kernels (slower; for debugging differences)"),
+    "run_dir": ("run", "folder for options.json, metrics.jsonl, samples, checkpoints and the export"),
+    "log_every": ("run", "steps between metric rows in metrics.jsonl and TensorBoard"),
+    "sample_every": ("run", "steps between sample grids (0 = only at the end)"),
+    "checkpoint_every": ("run", "steps between resumable checkpoints (0 = only at the end)"),
+    "keep_checkpoints": ("run", "checkpoints kept; older ones are deleted"),
+    "max_minutes": ("run", "stop cleanly (checkpoint and export) after this many wall-clock minutes; 0 = no limit"),
+    "export_every": ("export", "steps between exports of the weights folder to RUN_DIR/export (0 = at the end)"),
+    "push_to_hub": ("export", "a Hugging Face Hub repo id to push the final weights folder to"),
+    "template": ("export", f"alignment template stored with the weights: {' or '.join(TEMPLATES)} or ten "
+                           "comma-separated numbers (x,y of eyes, nose, mouth corners in [0, 1])"),
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
+    from stargan.augment import POLICIES
     from stargan.config import TrainConfig
+    from stargan.losses import ADV_LOSSES
+    from stargan.models import G_HEADS, G_UPSAMPLES
+    from stargan.recipes import RECIPES, describe
+    from stargan.trainer import TARGET_MODES
 
-    p = argparse.ArgumentParser(description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                argument_default=argparse.SUPPRESS)
+    presets = "\n".join(f"  {name:<12} {describe(name)}" for name in RECIPES)
+    p = argparse.ArgumentParser(
+        description=f"{__doc__}\n\npresets (--recipe NAME; flags given with it still override it):\n{presets}",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named preset (above); default: paper")
+    groups = {key: p.add_argument_group(title) for key, title in GROUPS.items()}
     special = {
-        "celeba_attrs": dict(type=str, help="comma-separated CelebA attribute names, or 'all' for the 40"),
-        "expression_dirs": dict(type=str, action="append", dest="expression_dirs", metavar="DIR",
-                                help="expression folder (class folders named by expression); repeat to merge"),
-        "template": dict(type=str, help=f"alignment template stored with the weights: {' or '.join(TEMPLATES)} "
-                                        "or ten comma-separated numbers (x,y of eyes, nose, mouth corners)"),
+        "celeba_attrs": dict(type=str),
+        "expression_dirs": dict(type=str, action="append", dest="expression_dirs", metavar="DIR"),
+        "template": dict(type=str),
+        "g_head": dict(choices=G_HEADS), "g_upsample": dict(choices=G_UPSAMPLES), "adv_loss": dict(choices=ADV_LOSSES),
+        "target_mode": dict(choices=TARGET_MODES), "precision": dict(choices=("fp32", "bf16", "fp16")),
+        "diffaug": dict(metavar="|".join(POLICIES)),
     }
-    from stargan.recipes import RECIPES
-
     for f in dataclasses.fields(TrainConfig):
         if f.name == "recipe":
-            continue  # --recipe (below) sets it together with the preset's values
+            continue  # --recipe sets it together with the preset's values
+        group, text = OPTION_HELP[f.name]
         flag = "--expression-dir" if f.name == "expression_dirs" else "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if f.name in special:
-            p.add_argument(flag, **special[f.name])
+            shown = f" (default {default})" if "choices" in special[f.name] else ""
+            groups[group].add_argument(flag, help=text + shown, **special[f.name])
         elif isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, help=f"(default {default})")
+            groups[group].add_argument(flag, action=argparse.BooleanOptionalAction, help=f"{text} (default {default})")
         else:
             kind = {int: int, float: float}.get(type(default), str)
-            p.add_argument(flag, type=kind, help=f"(default {default})")
-    p.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named preset (stargan/recipes.py); "
-                   "flags given here still override it (default paper)")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
-                   help="continue from the run directory's latest checkpoint, or from the given one")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved options and parameter counts, then exit")
-    p.add_argument("--export-from", metavar="CHECKPOINT", help="write a weights folder from a checkpoint and exit")
-    p.add_argument("--out", metavar="DIR", help="with --export-from: the weights folder to write")
-    p.add_argument("--verbose", action="store_true")
+            shown = "unset" if default is None else repr(default) if default == "" else default
+            groups[group].add_argument(flag, type=kind, help=f"{text} (default {shown})")
+    actions = p.add_argument_group("actions")
+    actions.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+                         help="continue from the run directory's latest checkpoint, or from the given one")
+    actions.add_argument("--dry-run", action="store_true",
+                         help="print the resolved options and parameter counts, then exit")
+    actions.add_argument("--export-from", metavar="CHECKPOINT", help="write a weights folder from a checkpoint and exit")
+    actions.add_argument("--out", metavar="DIR", help="with --export-from: the weights folder to write")
+    actions.add_argument("--verbose", action="store_true", help="debug logging")
     return p
 
 

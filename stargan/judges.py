@@ -213,6 +213,26 @@ def class_accuracy(pred: torch.Tensor, target: torch.Tensor, names: Sequence[str
     return out
 
 
+def measure_attribute_judge(judge: Judge, celeba_root: Path) -> dict[str, Any]:
+    """The attribute judge on CelebA's whole test split: accuracy per attribute, and recall on the faces labelled
+    positive (what an edit's success is compared with: a flipped-on attribute is judged on faces that lack it)."""
+    labels = celeba(CELEBA_ATTRIBUTES)
+    xt, yt = _tensors(CelebADataset(celeba_root, labels, "test", image_size=JUDGE_SIZE))
+    pred = judge_predictions(judge, xt)
+    per = binary_accuracy(pred, yt, labels.names)
+    majority = binary_accuracy((yt.mean(0, keepdim=True) > 0.5).float().expand_as(yt), yt, labels.names)
+    positives = yt.sum(0)
+    recall = ((pred * yt).sum(0) / positives.clamp(min=1)).tolist()
+    return {"data": {"train": f"{celeba_root} (train split)", "test": f"{celeba_root} (test split)",
+                     "test_images": len(xt)},
+            "accuracy_mean": round(sum(per.values()) / len(per), 4),
+            "majority_baseline_mean": round(sum(majority.values()) / len(majority), 4),
+            "accuracy": per,
+            "recall_positive": {n: (round(r, 4) if positives[i] > 0 else None)
+                                for i, (n, r) in enumerate(zip(labels.names, recall, strict=True))},
+            "positives": {n: int(c) for n, c in zip(labels.names, positives, strict=True)}}
+
+
 def train_judges(out: Path, celeba_root: Path, expression_train: Sequence[Path], expression_test: Sequence[Path],
                  epochs: int | None = None, batch_size: int = 64, lr: float = 2e-3, precision: str = "bf16",
                  seed: int = 0, which: Sequence[str] = (ATTRIBUTE_JUDGE, EXPRESSION_JUDGE),
@@ -233,15 +253,7 @@ def train_judges(out: Path, celeba_root: Path, expression_train: Sequence[Path],
         n_epochs, n_shift = recipe(ATTRIBUTE_JUDGE)
         info = _train_judge(judge, x, y, n_epochs, batch_size, lr, precision, seed, shift=n_shift)
         del x, y
-        xt, yt = _tensors(CelebADataset(celeba_root, labels, "test", image_size=JUDGE_SIZE))
-        per = binary_accuracy(judge_predictions(judge, xt), yt, labels.names)
-        majority = binary_accuracy((yt.mean(0, keepdim=True) > 0.5).float().expand_as(yt), yt, labels.names)
-        metrics = {"data": {"train": f"{celeba_root} (train split)", "test": f"{celeba_root} (test split)",
-                            "test_images": len(xt)},
-                   "training": info, "command": command,
-                   "accuracy_mean": round(sum(per.values()) / len(per), 4),
-                   "majority_baseline_mean": round(sum(majority.values()) / len(majority), 4),
-                   "accuracy": per}
+        metrics = {"training": info, "command": command, **measure_attribute_judge(judge, celeba_root)}
         save_judge(judge, out, ATTRIBUTE_JUDGE, metrics)
         results[ATTRIBUTE_JUDGE] = metrics
         log.info("attribute judge: mean held-out accuracy %.4f (majority %.4f)", metrics["accuracy_mean"],

@@ -34,6 +34,18 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+SUMMARIES = {
+    "paper": "the paper exactly: 5 attributes, 128 px, width 64, WGAN-GP, n_critic 5, 200k steps",
+    "shipped-v1": "the first release model's: all 40 attributes, 64 px, G 32/4, D 32/5, WGAN-GP, bf16",
+    "cpu": "the most learnt per CPU hour (benchmarks/RESULTS.md, Recipe study): shipped-v1's size, residual G, "
+           "log loss + R1, 1-3 edits as targets, DiffAugment, D_cls warm-up",
+}
+
+
+def describe(name: str) -> str:
+    return SUMMARIES[name]
+
+
 def recipe(name: str) -> dict[str, Any]:
     """A copy of the named recipe's TrainConfig values."""
     if name not in RECIPES:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("STARGAN_DATA", PROJECT_ROOT.parent / "shared" / "data"))
@@ -26,3 +28,36 @@ def data_path(*parts: str) -> Path:
 @pytest.fixture
 def celeba_hq() -> Path:
     return data_path("celeba_hq_128")
+
+
+# ---- tiny generated training data (train.py tests) ----
+ATTRS = ["Black_Hair", "Blond_Hair", "Male"]
+
+
+def _image(path: Path, seed: int, gray: bool = False) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (40, 40) if gray else (40, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+@pytest.fixture
+def celeba_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "celeba"
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i in range(20):
+        _image(root / "images" / f"{i}.jpg", i)
+        values = ["1" if (i >> b) & 1 else "-1" for b in range(3)]
+        rows.append(f"{i}.jpg " + " ".join(values))
+    (root / "list_attr_celeba.txt").write_text(f"{len(rows)}\n{' '.join(ATTRS)}\n" + "\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def expression_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "expr" / "train"
+    for c, name in enumerate(["happy", "sad", "surprised"]):  # some classes missing on purpose
+        (root / name).mkdir(parents=True)
+        for i in range(5):
+            _image(root / name / f"{i}.jpg", 100 * c + i, gray=True)
+    return root

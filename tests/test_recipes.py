@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from test_training import TINY, metrics
 
 import train
 from stargan.augment import augment, parse_policy
@@ -19,7 +20,7 @@ from stargan.recipes import RECIPES, recipe
 from stargan.trainer import check_options
 from stargan.weights import load_weights, save_weights
 
-from test_training import ATTRS, TINY, celeba_dir, metrics  # noqa: F401 (celeba_dir: a fixture)
+from conftest import ATTRS
 
 
 def _faces(n: int = 2, size: int = 32) -> torch.Tensor:

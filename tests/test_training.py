@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,43 +18,14 @@ from PIL import Image
 
 import train
 from stargan import checkpoint as ckpt
+from stargan.config import TrainConfig
 from stargan.data import CelebADataset, DataError, ExpressionDataset
 from stargan.domains import celeba, expressions
 
-from conftest import PROJECT_ROOT
+from conftest import ATTRS, PROJECT_ROOT
 
-ATTRS = ["Black_Hair", "Blond_Hair", "Male"]
 TINY = ["--image-size", "32", "--g-conv-dim", "8", "--g-repeat-num", "1", "--d-conv-dim", "8", "--d-repeat-num", "3",
         "--batch-size", "4", "--num-workers", "0", "--log-every", "1", "--n-critic", "2", "--precision", "fp32"]
-
-
-def _image(path: Path, seed: int, gray: bool = False) -> None:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 255, (40, 40) if gray else (40, 40, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-
-
-@pytest.fixture
-def celeba_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "celeba"
-    (root / "images").mkdir(parents=True)
-    rows = []
-    for i in range(20):
-        _image(root / "images" / f"{i}.jpg", i)
-        values = ["1" if (i >> b) & 1 else "-1" for b in range(3)]
-        rows.append(f"{i}.jpg " + " ".join(values))
-    (root / "list_attr_celeba.txt").write_text(f"{len(rows)}\n{' '.join(ATTRS)}\n" + "\n".join(rows) + "\n")
-    return root
-
-
-@pytest.fixture
-def expression_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "expr" / "train"
-    for c, name in enumerate(["happy", "sad", "surprised"]):  # some classes missing on purpose
-        (root / name).mkdir(parents=True)
-        for i in range(5):
-            _image(root / name / f"{i}.jpg", 100 * c + i, gray=True)
-    return root
 
 
 def run(args: list[str]) -> int:
@@ -246,6 +218,17 @@ def test_expression_indices_follow_the_label_space(expression_dir):
     x, v = ds[0]
     assert x.shape == (3, 32, 32) or x.shape[0] == 3
     assert v.sum() == 1
+
+
+def test_help_shows_the_presets_first_and_every_option_grouped_with_help(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = capsys.readouterr().out
+    assert text.index("presets (--recipe NAME") < text.index("data (what to train on)") < text.index("recipe (losses")
+    for name in ("paper", "shipped-v1", "cpu"):
+        assert f"  {name} " in text
+    assert set(train.OPTION_HELP) == {f.name for f in dataclasses.fields(TrainConfig)} - {"recipe"}
+    assert all(len(help_text) > 20 for _, help_text in train.OPTION_HELP.values())
 
 
 def test_dry_run_prints_parameter_counts(celeba_dir, capsys):
