@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .inference import DEFAULT_WEIGHTS
 from .weights import (
@@ -27,6 +27,9 @@ from .weights import (
     WeightsError,
     load_weights,
 )
+
+if TYPE_CHECKING:
+    from huggingface_hub import CommitInfo, SpaceCardData
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def space_files(root: str | Path = ROOT) -> list[str]:
     return sorted(files)
 
 
-def check_space_card(readme: str | Path, files: Sequence[str] | None = None) -> Any:
+def check_space_card(readme: str | Path, files: Sequence[str] | None = None) -> SpaceCardData:
     """Parse README.md's front matter with huggingface_hub (as the Hub does) and check that it describes a Gradio
     Space whose app_file is uploaded. Returns the ``SpaceCardData``."""
     from huggingface_hub import SpaceCard
@@ -79,21 +82,27 @@ def check_space_card(readme: str | Path, files: Sequence[str] | None = None) -> 
     return data
 
 
+def checked_space_files(root: str | Path = ROOT) -> list[str]:
+    """:func:`space_files`, once the README's front matter and the shipped weights are checked: a Space that could
+    not start is never pushed. Raises SpaceError or WeightsError."""
+    files = space_files(root)
+    check_space_card(Path(root) / "README.md", files)
+    load_weights(Path(root) / WEIGHTS)
+    return files
+
+
 def push_space(repo_id: str, root: str | Path = ROOT, private: bool = False, revision: str | None = None,
                token: str | None = None, endpoint: str | None = None,
-               commit_message: str = "Deploy StarGAN Studio") -> Any:
-    """Create the Gradio Space ``repo_id`` if needed and upload :func:`space_files` in one commit.
+               commit_message: str = "Deploy StarGAN Studio") -> CommitInfo:
+    """Create the Gradio Space ``repo_id`` if needed and upload :func:`checked_space_files` in one commit.
 
-    The README's front matter and the shipped weights are checked first, so a Space that cannot start is never
-    pushed. ``private`` applies when the Space is created; ``revision`` names a branch (created from main if
+    ``private`` applies when the Space is created; ``revision`` names a branch (created from main if
     missing). Returns the ``huggingface_hub.CommitInfo``.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     root = Path(root)
-    files = space_files(root)
-    check_space_card(root / "README.md", files)
-    load_weights(root / WEIGHTS, load_discriminator=True)  # WeightsError for a folder that would not load
+    files = checked_space_files(root)
     api = HfApi(endpoint=endpoint, token=token)
     url = api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private or None, exist_ok=True)
     if revision is not None and revision != "main":
@@ -150,9 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.repo_id!r} is not a Space id of the form OWNER/NAME (e.g. you/stargan-studio): {e}")
     try:
         if args.dry_run:
-            files = space_files()
-            check_space_card(ROOT / "README.md", files)
-            load_weights(ROOT / WEIGHTS)
+            files = checked_space_files()
             sizes = {p: (ROOT / p).stat().st_size for p in files}
             for p, n in sizes.items():
                 print(f"{_size(n):>10}  {p}")
