@@ -1,8 +1,13 @@
 """StarGAN Studio: upload a selfie, move a slider, see G's edit of your own face pasted back into your photo.
 
-    python demo/app.py [--weights FOLDER_OR_HUB_ID] [--port N] [--host H]
+    python demo/app.py [--weights FOLDER_OR_HUB_ID] [--port N] [--host H] [--public [--allow-model HUB_ID ...]]
 
 Also the Hugging Face Space's app_file. The page only talks to ``stargan.inference``.
+
+On your own machine the model box takes any weights folder or Hub id. Served publicly (``--public``, or on a
+Space, which sets ``$SPACE_ID``) it offers only the model the page started with and the ids its owner lists
+(``--allow-model``, ``$STARGAN_ALLOW_MODELS``), and shows no server path: a visitor can neither make the server
+download any repo nor probe its file system.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ import argparse
 import hashlib
 import json
 import logging
+import os
+import re
 import sys
 import threading
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +63,51 @@ GROUPS: dict[str, tuple[str, ...]] = {"Hair": HAIR, "Face": FACE, "Accessories":
 ALL_NAMES: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 EXPRESSIONS = set(RAFD_EXPRESSIONS)
 ALL_FACES = "All faces"
+SPACE_ENV = "SPACE_ID"  # set by Hugging Face Spaces: a page running there is public
+ALLOW_ENV = "STARGAN_ALLOW_MODELS"  # more models a public page offers: Hub ids, comma or space separated
 
 
 # ----------------------------------------------------------------------------------------------- models
-class Models:
-    """Editors by weights source, loaded once and shared by every visitor (a few at most)."""
+class ModelNotOffered(WeightsError):
+    """A public page was asked for a model its owner did not offer."""
 
-    def __init__(self, default: Editor, keep: int = 3) -> None:
+
+def public_name(source: str) -> str:
+    """A model as a public page shows it: a folder by its path inside the project (else its name), a Hub id as is;
+    never an absolute server path."""
+    path = Path(source)
+    if path.is_dir():
+        path = path.resolve()
+        return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+    return path.name if path.is_absolute() else source
+
+
+class Models:
+    """Editors by weights source, loaded once and shared by every visitor (a few at most).
+
+    ``offered`` None: any weights folder or Hub id loads (a page on your own machine). A list (a public page):
+    only the default model and these sources load, asked for by :func:`public_name` (or source).
+    """
+
+    def __init__(self, default: Editor, keep: int = 3, offered: Sequence[str] | None = None) -> None:
         self.default_key = default.source
         self._editors: OrderedDict[str, Editor] = OrderedDict({default.source: default})
         self._keep = keep
         self._lock = threading.Lock()
         self._prepared: OrderedDict[tuple[str, str], PreparedPhoto] = OrderedDict()  # for the /edit API
+        self.public = offered is not None
+        self.offered = {public_name(s): s for s in (default.source, *(offered or ()))}  # public name -> source
+
+    def name(self, editor: Editor) -> str:
+        """What the page shows for a model: its source locally, its public name on a public page."""
+        return public_name(editor.source) if self.public else editor.source
 
     def get(self, key: str | None) -> Editor:
         key = key or self.default_key
+        if self.public:
+            if key not in self.offered and key not in self.offered.values():
+                raise ModelNotOffered(f"{key!r} is not offered on this page; choose one of: {', '.join(self.offered)}")
+            key = self.offered.get(key, key)
         with self._lock:
             if key in self._editors:
                 self._editors.move_to_end(key)
@@ -111,8 +148,8 @@ def prepare(editor: Editor, path: str) -> PreparedPhoto:
             scale = MAX_SIDE / max(h, w)
             image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         return editor.prepare(image)
-    except FaceError as e:
-        raise gr.Error(str(e), title="Cannot use this photo") from e
+    except FaceError as e:  # the upload's name, not its server path
+        raise gr.Error(str(e).replace(str(path), Path(path).name), title="Cannot use this photo") from e
     except FileNotFoundError as e:
         raise gr.Error("the uploaded file is gone; upload it again", title="Cannot use this photo") from e
 
@@ -205,8 +242,9 @@ def _settings(state: dict, values: tuple[float, ...], names: tuple[str, ...]) ->
 
 
 # ------------------------------------------------------------------------------------------------- page
-def build_demo(default: Editor) -> gr.Blocks:
-    models = Models(default)
+def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = ()) -> gr.Blocks:
+    """The page. ``public``: visitors choose only among ``default`` and ``offered`` and see no server path."""
+    models = Models(default, offered=list(offered) if public else None)
     names = ALL_NAMES
 
     def visible_names(editor: Editor) -> set[str]:
@@ -246,9 +284,13 @@ def build_demo(default: Editor) -> gr.Blocks:
                     save_png = gr.Button("Save as PNG", size="sm", elem_id="save-png")
                     png_file = gr.File(label="PNG", elem_id="png-file", visible=False)
             with gr.Column(scale=4):
-                model_box = gr.Textbox(default.source, label="Model (weights folder or Hub id owner/name)",
-                                       elem_id="model-box")
-                load_model = gr.Button("Load model", size="sm")
+                if models.public:  # only the owner's list, by public names; hidden when there is no choice
+                    model_box = gr.Dropdown(list(models.offered), value=models.name(default), label="Model",
+                                            elem_id="model-box", visible=len(models.offered) > 1)
+                else:
+                    model_box = gr.Textbox(default.source, label="Model (weights folder or Hub id owner/name)",
+                                           elem_id="model-box")
+                load_model = gr.Button("Load model", size="sm", visible=not models.public or len(models.offered) > 1)
                 sliders: dict[str, gr.Slider] = {}
                 checks: dict[str, gr.Checkbox] = {}
                 accordions: dict[str, gr.Accordion] = {}
@@ -308,7 +350,7 @@ def build_demo(default: Editor) -> gr.Blocks:
             choices = _face_choices(prepared)
             n = len(prepared.faces)
             message = (f"{n} faces found: pick one, or all." if n > 1 else "1 face found.") + \
-                f" Model: `{editor.source}` ({editor.image_size} px, {editor.precision})."
+                f" Model: `{models.name(editor)}` ({editor.image_size} px, {editor.precision})."
             controls = controls_for(st, choices[0])
             crop = preview(_show(prepared.faces[0].crop))
             return [st, gr.update(choices=choices, value=choices[0]), crop, crop, preview(prepared.photo), message] + \
@@ -395,7 +437,9 @@ def build_demo(default: Editor) -> gr.Blocks:
             try:
                 editor = models.get(key)
             except WeightsError as e:
-                gr.Warning(f"Model failed to load, keeping the current one. {e}", title="Model failed to load")
+                logger.warning("model %r failed to load: %s", key, e)
+                detail = e if not models.public or isinstance(e, ModelNotOffered) else "(details in the server log)"
+                gr.Warning(f"Model failed to load, keeping the current one. {detail}", title="Model failed to load")
                 return [st, gr.update()] + [gr.update() for _ in names] + [gr.update() for _ in GROUPS] + \
                     [gr.update() for _ in names] + [gr.update() for _ in photo_outputs[1:]]
             st["model"] = editor.source
@@ -409,8 +453,8 @@ def build_demo(default: Editor) -> gr.Blocks:
             if path:
                 photo_part = on_photo(path, st)
                 st, rest = photo_part[0], photo_part[1:]
-            gr.Info(f"Loaded {editor.source}: {len(editor.names)} labels, {editor.image_size} px.")
-            return [st, gr.update(value=editor.source)] + rows + accs + labels + rest
+            gr.Info(f"Loaded {models.name(editor)}: {len(editor.names)} labels, {editor.image_size} px.")
+            return [st, gr.update(value=models.name(editor))] + rows + accs + labels + rest
 
         load_model.click(on_load_model, [model_box, state, image],
                          [state, model_box] + [sliders[n].row for n in names] + list(accordions.values())
@@ -451,8 +495,8 @@ def build_demo(default: Editor) -> gr.Blocks:
     return demo
 
 
-def create(weights: str | Path = DEFAULT_WEIGHTS) -> gr.Blocks:
-    """The queued page for ``weights``; raises WeightsError when the model does not load."""
+def create(weights: str | Path = DEFAULT_WEIGHTS, public: bool = False, offered: Sequence[str] = ()) -> gr.Blocks:
+    """The queued page for ``weights`` (see :func:`build_demo`); raises WeightsError when the model does not load."""
     editor = Editor(weights)
     warm = EXAMPLES / "astronaut.png"
     if warm.is_file():  # builds the face detector and runs each network once, so the first visitor waits less
@@ -460,13 +504,14 @@ def create(weights: str | Path = DEFAULT_WEIGHTS) -> gr.Blocks:
             editor.edit(editor.prepare(warm), {editor.names[0]: 1.0})
         except FaceError:
             logger.warning("warm-up on %s found no face", warm)
-    demo = build_demo(editor)
+    demo = build_demo(editor, public, offered)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 
-def launch_kwargs(host: str | None, port: int | None) -> dict[str, Any]:
-    return {"server_name": host, "server_port": port, "max_file_size": MAX_FILE_SIZE, "show_error": True}
+def launch_kwargs(host: str | None, port: int | None, public: bool = False) -> dict[str, Any]:
+    # Publicly, only our own readable gr.Error messages reach visitors, not unexpected exceptions' texts.
+    return {"server_name": host, "server_port": port, "max_file_size": MAX_FILE_SIZE, "show_error": not public}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -474,17 +519,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="weights folder or Hub id owner/name[@rev]")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--public", action="store_true",
+                        help=f"serve to the public: visitors may only choose among --weights and --allow-model, and "
+                             f"see no server path (on by itself on a Hugging Face Space, which sets ${SPACE_ENV})")
+    parser.add_argument("--allow-model", action="append", default=[], metavar="HUB_ID",
+                        help=f"a public page also offers this model (Hub id owner/name[@revision]); repeat for "
+                             f"several. ${ALLOW_ENV} adds more (comma-separated; set it as a Space variable)")
     args = parser.parse_args(argv)
+    public = args.public or bool(os.environ.get(SPACE_ENV))
+    offered = [*args.allow_model, *re.split(r"[,\s]+", os.environ.get(ALLOW_ENV, "").strip())]
+    offered = list(dict.fromkeys(o for o in offered if o))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if Path(args.weights) == DEFAULT_WEIGHTS and not DEFAULT_WEIGHTS.is_dir():
         print(f"error: {missing_default_weights_message()}", file=sys.stderr)
         return 2
     try:
-        demo = create(args.weights)
+        demo = create(args.weights, public, offered)
     except WeightsError as e:
         print(f"error: the model failed to load: {e}", file=sys.stderr)
         return 2
-    demo.launch(**launch_kwargs(args.host, args.port))
+    if public:
+        logger.info("public page: models offered: %s", ", ".join(demo.models.offered))  # type: ignore[attr-defined]
+    demo.launch(**launch_kwargs(args.host, args.port, public))
     return 0
 
 

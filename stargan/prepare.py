@@ -204,21 +204,40 @@ def _write_celeba_labels(src: Path, out: Path, renamed: dict[str, str]) -> None:
         (out / CELEBA_SPLIT).write_text("\n".join(split_rows) + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, every option with its help (what it does, its unit, when to change it)."""
     parser = argparse.ArgumentParser(
-        prog="python -m stargan.prepare", description="Align a dataset's faces to the model's template."
-    )
-    parser.add_argument("src", help="CelebA-format folder or expression folder root (train/, test/)")
-    parser.add_argument("--out", required=True, help="output folder (outside any git repository)")
+        prog="python -m stargan.prepare", description="Align a dataset's faces to the model's template.",
+        epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", help="the dataset: a CelebA-format folder (images/, list_attr_celeba.txt) or an "
+                                    "expression folder root (train/, test/, one folder per class)")
+    parser.add_argument("--out", required=True,
+                        help="the output folder for the aligned copy; must be outside any git repository and outside "
+                             "SRC. Rerunning with the same --out resumes: images already there are reused")
     parser.add_argument("--template", default="celeba_hq_128",
-                        help=f"one of {sorted(TEMPLATES)} or x1,y1,...,x5,y5 normalised to [0, 1]")
-    parser.add_argument("--size", type=int, default=128, help="side of the square output images")
+                        help=f"where the five landmarks (eyes, nose, mouth corners) land in the output square: one of "
+                             f"{sorted(TEMPLATES)}, or ten numbers x1,y1,...,x5,y5 in [0, 1] of the square's side. "
+                             "Use the template of the model you train or fine-tune (default: %(default)s, the "
+                             "framing of data/celeba_hq_128)")
+    parser.add_argument("--size", type=int, default=128,
+                        help="side of the square output images, in pixels (default %(default)s); the trainer "
+                             "resizes them to its --image-size, so make it at least that (never upscale)")
     parser.add_argument("--format", dest="fmt", choices=("jpg", "png"), default="jpg",
-                        help="jpg (quality 95, default) or png (lossless)")
+                        help="jpg (quality 95, default: a fraction of the size) or png (lossless, when the "
+                             "source images are lossless and disk space is no concern)")
     parser.add_argument("--border", choices=("soft", "reflect", "replicate", "constant"), default="soft",
-                        help="fill where the crop reaches past the image: soft (mirror fading into a blur, "
-                             "default), reflect (mirror), replicate, constant (black)")
-    parser.add_argument("--min-score", type=float, default=0.9, help="MTCNN score below which a face is ignored")
+                        help="how to fill where the aligned crop reaches past the photo's edge (tight or small "
+                             "photos): soft (mirror fading into a blur, default: no hard edge in the image), "
+                             "reflect (mirror), replicate (stretch the edge pixels), constant (black)")
+    parser.add_argument("--min-score", type=float, default=0.9,
+                        help="MTCNN detection confidence, 0 to 1, below which a face is ignored (default "
+                             "%(default)s); lower it when too many images are skipped (small, blurry or turned "
+                             "faces: see DIR/skipped.txt), raise it to drop doubtful detections")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:

@@ -39,25 +39,51 @@ def _face(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"--face {text!r}: use a face number (0 = largest) or 'all'") from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stargan.translate", description=__doc__.splitlines()[0])
-    parser.add_argument("photo", type=Path, help="the photo to edit (JPEG, PNG, WebP, ...)")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, every option with its help (what it does, its unit, when to change it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m stargan.translate", description=__doc__.splitlines()[0],
+        epilog="Examples:\n" + "\n".join(line for line in __doc__.splitlines() if "python -m" in line),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("photo", type=Path, help="the photo to edit or read (JPEG, PNG, WebP, BMP, TIFF); every "
+                                                 "face in it is found and aligned to the model's framing")
     parser.add_argument("--set", dest="settings", type=_setting, action="append", default=[], metavar="NAME=VALUE",
-                        help="a label and its intensity in [0, 1]; repeat for several (attributes and expressions)")
+                        help="a label and its target intensity, 0 (absent) to 1 (present); values in between give "
+                             "partial edits. Repeat for several, attributes and expressions alike (--list shows "
+                             "the names). Labels not set keep what the face shows")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
-                        help="weights folder or Hugging Face Hub id owner/name[@revision] (default: %(default)s)")
-    parser.add_argument("--face", type=_face, default=0, help="which face: 0 = largest (default), N, or 'all'")
+                        help="the model: a weights folder or a Hugging Face Hub id owner/name[@revision] "
+                             "(default: the shipped model, %(default)s)")
+    parser.add_argument("--face", type=_face, default=0,
+                        help="which face to edit: 0 = the largest (default), 1 the next largest, ..., or 'all'")
     parser.add_argument("--mode", choices=MODES, default="delta",
-                        help="delta: paste G's change onto the photo (default); direct: paste G's picture")
+                        help="delta (default): paste G's change onto the photo, keeping its detail and resolution; "
+                             "direct: paste G's own picture of the face (model resolution, softer)")
     parser.add_argument("--strength", type=float, default=1.0,
-                        help="multiply the change G makes, 0 to 3 (default 1; above 1 exaggerates a subtle edit)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, help="where to write the edited photo (PNG)")
-    parser.add_argument("--faces-out", type=Path, help="optional: write the aligned faces before|after here")
-    parser.add_argument("--read", action="store_true", help="print the labels D_cls reads from each face (JSON)")
-    parser.add_argument("--list", action="store_true", help="print the model's label names and exit")
-    parser.add_argument("-v", "--verbose", action="store_true")
+                        help="a multiplier on the change G makes, 0 to 3 (default 1: G's own edit). Raise it when "
+                             "an edit is too subtle to see (e.g. 2 for gender or age); lower it for a lighter touch")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="number format of the networks: auto (default) measures bf16 against fp32 once at "
+                             "start and uses bf16 only where the hardware has it and it is faster and within "
+                             "tolerance; fp32 for exact, reproducible outputs; bf16 to force it")
+    parser.add_argument("--device", default="cpu",
+                        help="where the networks run: cpu (default), or cuda / cuda:N to use a GPU when there is "
+                             "one (worth it for large models)")
+    parser.add_argument("--out", type=Path, help="where to write the edited photo (PNG, full resolution of the input)")
+    parser.add_argument("--faces-out", type=Path,
+                        help="optional: also write the aligned faces, before | after side by side, one row per "
+                             "edited face (PNG, model resolution), to see exactly what G did")
+    parser.add_argument("--read", action="store_true",
+                        help="print what the discriminator reads from each face: every label's probability in "
+                             "[0, 1] and the face's box in pixels (JSON); needs discriminator.safetensors")
+    parser.add_argument("--list", action="store_true", help="print the model's label names, by dataset, and exit")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress: model loading, chosen precision, face detection")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not (args.read or args.list or args.out):

@@ -10,6 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from hub_server import HubServer
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("STARGAN_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 
@@ -61,3 +63,30 @@ def expression_dir(tmp_path: Path) -> Path:
         for i in range(5):
             _image(root / name / f"{i}.jpg", 100 * c + i, gray=True)
     return root
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A local Hub on 127.0.0.1 and a fresh, empty cache.
+
+    huggingface_hub reads its environment once, at import, into ``huggingface_hub.constants``: the variables are
+    set for subprocesses and the constants patched for this process.
+    """
+    from huggingface_hub import constants
+
+    with HubServer() as server:
+        cache = tmp_path / "hf_home" / "hub"
+        env = {"HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_CACHE": str(cache),
+               "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        for name, value in {"ENDPOINT": server.url, "HF_HUB_CACHE": str(cache), "HF_HUB_DISABLE_XET": True,
+                            "HF_HUB_OFFLINE": False,
+                            "HUGGINGFACE_CO_URL_TEMPLATE": server.url + "/{repo_id}/resolve/{revision}/{filename}",
+                            "HF_TOKEN_PATH": str(tmp_path / "hf_home" / "token")}.items():
+            monkeypatch.setattr(constants, name, value)
+        server.cache = cache
+        yield server
+

@@ -1,19 +1,21 @@
 """A small in-memory stand-in for the Hugging Face Hub's HTTP API, for tests only.
 
 It speaks just the endpoints that ``huggingface_hub`` 2.x calls for ``create_repo``, ``create_branch``,
-``upload_folder`` (regular base64 uploads; files are kept small, so no LFS) and ``snapshot_download`` /
-``hf_hub_download``:
+``upload_folder`` / ``create_commit`` (regular base64 uploads, no LFS), ``list_repo_files`` and
+``snapshot_download`` / ``hf_hub_download``, for model repos and Space repos (``{kind}`` is ``models`` or
+``spaces``; a Space's files live under ``/spaces/{repo}``, as on the Hub):
 
-    POST /api/repos/create                                  create a model repo (409 if it exists)
+    POST /api/repos/create                                  create a model or Space repo (409 if it exists)
     POST /api/validate-yaml                                 README front matter check (always fine)
-    POST /api/models/{repo}/branch/{branch}                 create a branch from main
-    POST /api/models/{repo}/preupload/{rev}                 every file "regular", with its current oid
-    POST /api/models/{repo}/commit/{rev}                    ndjson commit: header, file, deletedFile
-    GET  /api/models/{repo}[/revision/{rev}]                repo info with the revision's sha
-    GET  /api/models/{repo}/tree/{rev}[/{path}]             file listing
-    HEAD/GET /{repo}/resolve/{rev}/{path}                   file bytes with ETag and X-Repo-Commit
+    POST /api/{kind}/{repo}/branch/{branch}                 create a branch from main
+    POST /api/{kind}/{repo}/preupload/{rev}                 every file "regular", with its current oid
+    POST /api/{kind}/{repo}/commit/{rev}                    ndjson commit: header, file, deletedFile
+    GET  /api/{kind}/{repo}[/revision/{rev}]                repo info with the revision's sha
+    GET  /api/{kind}/{repo}/tree/{rev}[/{path}]             file listing
+    HEAD/GET [/spaces]/{repo}/resolve/{rev}/{path}          file bytes with ETag and X-Repo-Commit
 
-Anything else gets a 404 (the client's optional look-ups, such as /api/agent-harnesses, tolerate that).
+``HubServer.repos`` is keyed like the Hub's web addresses: ``owner/name`` for a model, ``spaces/owner/name`` for
+a Space. Anything else gets a 404 (the client's optional look-ups, such as /api/agent-harnesses, tolerate that).
 Errors carry the ``X-Error-Code`` header the client maps to its exceptions (RepoNotFound, RevisionNotFound,
 EntryNotFound). Every request is logged in ``HubServer.requests`` so tests can assert that none was made.
 """
@@ -31,16 +33,17 @@ from typing import Self
 from urllib.parse import unquote, urlsplit
 
 REPO = r"(?P<repo>[^/]+/[^/]+)"
+KIND = r"(?P<kind>models|spaces)"
 ROUTES = [
     ("POST", re.compile(r"^/api/repos/create$"), "create_repo"),
     ("POST", re.compile(r"^/api/validate-yaml$"), "validate_yaml"),
-    ("POST", re.compile(rf"^/api/models/{REPO}/branch/(?P<rev>[^/]+)$"), "create_branch"),
-    ("POST", re.compile(rf"^/api/models/{REPO}/preupload/(?P<rev>[^/]+)$"), "preupload"),
-    ("POST", re.compile(rf"^/api/models/{REPO}/commit/(?P<rev>[^/]+)$"), "commit"),
-    ("GET", re.compile(rf"^/api/models/{REPO}(?:/revision/(?P<rev>[^/]+))?$"), "repo_info"),
-    ("GET", re.compile(rf"^/api/models/{REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$"), "tree"),
-    ("HEAD", re.compile(rf"^/{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
-    ("GET", re.compile(rf"^/{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
+    ("POST", re.compile(rf"^/api/{KIND}/{REPO}/branch/(?P<rev>[^/]+)$"), "create_branch"),
+    ("POST", re.compile(rf"^/api/{KIND}/{REPO}/preupload/(?P<rev>[^/]+)$"), "preupload"),
+    ("POST", re.compile(rf"^/api/{KIND}/{REPO}/commit/(?P<rev>[^/]+)$"), "commit"),
+    ("GET", re.compile(rf"^/api/{KIND}/{REPO}(?:/revision/(?P<rev>[^/]+))?$"), "repo_info"),
+    ("GET", re.compile(rf"^/api/{KIND}/{REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$"), "tree"),
+    ("HEAD", re.compile(rf"^/(?:(?P<kind>spaces)/)?{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
+    ("GET", re.compile(rf"^/(?:(?P<kind>spaces)/)?{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
 ]
 
 
@@ -57,6 +60,9 @@ class Commit:
 
 @dataclass
 class Repo:
+    kind: str = "model"  # or "space"
+    sdk: str | None = None  # a Space's SDK, as create_repo sent it
+    private: bool = False
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
 
@@ -120,6 +126,8 @@ class HubServer:
                     m = pattern.match(url.path)
                     if verb == method and m:
                         args = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
+                        if args.pop("kind", "models") == "spaces":
+                            args["repo"] = f"spaces/{args['repo']}"
                         status, headers, payload = getattr(self, name)(body=body, **args)
                         break
                 else:
@@ -167,14 +175,18 @@ class HubServer:
     def create_repo(self, body: bytes) -> tuple:
         data = json.loads(body)
         repo_id = f"{data['organization']}/{data['name']}" if data.get("organization") else f"user/{data['name']}"
-        if data.get("type", "model") not in (None, "model"):
-            raise HubError(400, "", "test hub server: model repos only")
-        if repo_id in self.repos:
+        kind = data.get("type") or "model"
+        if kind not in ("model", "space"):
+            raise HubError(400, "", "test hub server: model and Space repos only")
+        if kind == "space" and data.get("sdk") not in ("gradio", "docker", "static", "streamlit"):
+            raise HubError(400, "", f"a Space needs an sdk (gradio, docker, static, streamlit), got {data.get('sdk')!r}")
+        key = f"spaces/{repo_id}" if kind == "space" else repo_id
+        if key in self.repos:
             # like the Hub, the conflict still names the repo's url (create_repo(exist_ok=True) reads it)
-            raise HubError(409, "", "You already created this model repo", url=f"{self.url}/{repo_id}")
-        repo = self.repos[repo_id] = Repo()
+            raise HubError(409, "", f"You already created this {kind} repo", url=f"{self.url}/{key}")
+        repo = self.repos[key] = Repo(kind, data.get("sdk"), data.get("visibility") == "private")
         self._new_commit(repo, "main", {}, "initial commit")
-        return 200, {}, {"url": f"{self.url}/{repo_id}", "name": repo_id}
+        return 200, {}, {"url": f"{self.url}/{key}", "name": repo_id}
 
     def validate_yaml(self, body: bytes) -> tuple:
         return 200, {}, {"errors": [], "warnings": []}
@@ -214,8 +226,10 @@ class HubServer:
 
     def repo_info(self, repo: str, body: bytes, rev: str | None = None) -> tuple:
         commit = self._commit(repo, rev)
-        return 200, {}, {"id": repo, "modelId": repo, "sha": commit.sha, "private": False,
-                         "siblings": [{"rfilename": p} for p in sorted(commit.files)]}
+        r = self.repos[repo]
+        info = {"id": repo.removeprefix("spaces/"), "sha": commit.sha, "private": r.private,
+                "siblings": [{"rfilename": p} for p in sorted(commit.files)]}
+        return 200, {}, info | ({"sdk": r.sdk} if r.kind == "space" else {"modelId": repo})
 
     def tree(self, repo: str, rev: str, body: bytes, path: str | None = None) -> tuple:
         commit = self._commit(repo, rev)

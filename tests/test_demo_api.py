@@ -54,6 +54,21 @@ def client(app):
     return Client(app[1], verbose=False)
 
 
+def small_model(folder: Path, provenance: dict | None = None) -> Path:
+    """A small random weights folder: five CelebA attributes, 32 px."""
+    import torch
+
+    from stargan.config import ModelConfig
+    from stargan.domains import LabelSpace, celeba
+    from stargan.models import build_discriminator, build_generator
+    from stargan.weights import save_weights
+
+    torch.manual_seed(0)
+    config = ModelConfig(LabelSpace((celeba(),)), image_size=32, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
+                         d_repeat_num=2)
+    return save_weights(folder, build_generator(config), config, build_discriminator(config), provenance=provenance)
+
+
 def _edit(client, path: Path | str, settings: dict, face: str = "0", mode: str = "delta"):
     from gradio_client import handle_file
 
@@ -188,13 +203,8 @@ def test_small_load(app):
 def test_controls_follow_the_label_space(app, tmp_path):
     """Every name of the model gets a visible slider and checkbox, grouped; names it lacks are hidden; labels
     carry the model card's measured success."""
-    import torch
-
-    from stargan.config import ModelConfig
-    from stargan.domains import LabelSpace, celeba
+    from stargan.domains import celeba
     from stargan.inference import Editor
-    from stargan.models import build_discriminator, build_generator
-    from stargan.weights import save_weights
 
     sys.path.insert(0, str(ROOT / "demo"))
     import app as demo_app
@@ -206,14 +216,10 @@ def test_controls_follow_the_label_space(app, tmp_path):
     for name in shipped.names:
         assert demo.controls[name].row.visible, name
     # a small model with five attributes and a recorded success for one of them
-    torch.manual_seed(0)
-    config = ModelConfig(LabelSpace((celeba(),)), image_size=32, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8,
-                         d_repeat_num=2)
-    folder = save_weights(tmp_path / "small", build_generator(config), config, build_discriminator(config),
-                          provenance={"evaluation": {"per_label": {"Blond_Hair": {"success": 0.84}}}})
+    folder = small_model(tmp_path / "small", {"evaluation": {"per_label": {"Blond_Hair": {"success": 0.84}}}})
     small = demo_app.build_demo(Editor(folder, precision="fp32"))
     for name in demo_app.ALL_NAMES:
-        assert small.controls[name].row.visible == (name in config.label_space.all_names), name
+        assert small.controls[name].row.visible == (name in celeba().names), name
     assert small.controls["Blond_Hair"].label == "Blond_Hair · 84% success"
     assert small.controls["Male"].label == "Male"
     assert not small.accordions["Expression"].visible and small.accordions["Hair"].visible
@@ -272,3 +278,74 @@ def test_model_box_bad_model_keeps_serving(client, tmp_path):
         assert out[0] == {"__type__": "update"}  # the model box is left as it was
     photo_path, _ = _edit(client, ASTRONAUT, {"Young": 0.0})
     assert Path(photo_path).is_file()
+
+
+def _quiet_client(url: str, monkeypatch: pytest.MonkeyPatch):
+    """A client of its own (its own session) that sends no telemetry (it would go to HF_ENDPOINT, the test Hub)."""
+    from gradio_client import Client
+
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    return Client(url, verbose=False, analytics_enabled=False)
+
+
+def test_local_page_loads_any_folder_or_hub_id(app, hub, tmp_path, monkeypatch):
+    """On your own machine the model box takes any weights folder or Hub id, and shows it as typed."""
+    from gradio_client import handle_file
+
+    from stargan.weights import push_to_hub
+
+    local = small_model(tmp_path / "local")
+    push_to_hub(local, "someone/extra")
+    client = _quiet_client(app[1], monkeypatch)
+    assert client.predict(str(local), None, api_name="/load_model")[0]["value"] == str(local)
+    assert f"Model: `{local}` (32 px" in client.predict(handle_file(str(ASTRONAUT)), api_name="/prepare")[4]
+    assert client.predict("someone/extra", None, api_name="/load_model")[0]["value"] == "someone/extra"
+    assert any("/someone/extra/" in path for _, path in hub.requests)
+
+
+def test_public_page_offers_only_the_owners_models(hub, tmp_path, monkeypatch):
+    """Served publicly, a visitor can load neither a server folder nor a Hub id the owner did not list (nothing is
+    downloaded) and sees no server path; an offered Hub id loads by its name."""
+    import urllib.request
+
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    from stargan.inference import Editor
+    from stargan.weights import push_to_hub
+
+    sys.path.insert(0, str(ROOT / "demo"))
+    import app as demo_app
+
+    local = small_model(tmp_path / "local")
+    for repo in ("someone/extra", "someone/other"):
+        push_to_hub(local, repo)
+    demo = demo_app.build_demo(Editor(DEFAULT_WEIGHTS), public=True, offered=["someone/extra"])
+    demo.queue(default_concurrency_limit=demo_app.CONCURRENCY)
+    port = free_port()
+    demo.launch(**demo_app.launch_kwargs("127.0.0.1", port, public=True), prevent_thread_lock=True, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        config = urllib.request.urlopen(url + "config", timeout=30).read().decode()
+        assert str(ROOT) not in config and str(tmp_path) not in config
+        client = _quiet_client(url, monkeypatch)
+        status = client.predict(handle_file(str(ASTRONAUT)), api_name="/prepare")[4]
+        assert "Model: `weights/stargan-studio` (" in status and str(ROOT) not in status
+
+        before = len(hub.requests)
+        for probe in (str(local), "someone/other", "/etc"):
+            with pytest.raises(AppError, match="not in the list of choices"):
+                client.predict(probe, None, api_name="/load_model")
+        # the page's own check behind Gradio's choice list, for anything that reaches the shared models
+        for probe in (str(local), "someone/other"):
+            with pytest.raises(demo_app.ModelNotOffered, match="is not offered on this page; choose one of: "
+                                                               "weights/stargan-studio, someone/extra"):
+                demo.models.get(probe)
+        assert hub.requests[before:] == []  # no download started
+        assert "Model: `weights/stargan-studio` (" in client.predict(handle_file(str(ASTRONAUT)),
+                                                                     api_name="/prepare")[4]
+
+        assert client.predict("someone/extra", None, api_name="/load_model")[0]["value"] == "someone/extra"
+        assert "Model: `someone/extra` (32 px" in client.predict(handle_file(str(ASTRONAUT)), api_name="/prepare")[4]
+    finally:
+        demo.close()

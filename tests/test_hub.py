@@ -18,32 +18,6 @@ from test_weights import g_output, random_models, tiny_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A local Hub on 127.0.0.1 and a fresh, empty cache.
-
-    huggingface_hub reads its environment once, at import, into ``huggingface_hub.constants``: the variables are
-    set for subprocesses and the constants patched for this process.
-    """
-    from huggingface_hub import constants
-
-    with HubServer() as server:
-        cache = tmp_path / "hf_home" / "hub"
-        env = {"HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_CACHE": str(cache),
-               "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        for name, value in {"ENDPOINT": server.url, "HF_HUB_CACHE": str(cache), "HF_HUB_DISABLE_XET": True,
-                            "HF_HUB_OFFLINE": False,
-                            "HUGGINGFACE_CO_URL_TEMPLATE": server.url + "/{repo_id}/resolve/{revision}/{filename}",
-                            "HF_TOKEN_PATH": str(tmp_path / "hf_home" / "token")}.items():
-            monkeypatch.setattr(constants, name, value)
-        server.cache = cache
-        yield server
-
-
 def tensors_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
