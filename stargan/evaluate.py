@@ -455,9 +455,7 @@ def _command() -> str:
     return "python -m stargan.evaluate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .weights import WeightsError
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stargan.evaluate", description=__doc__.split("\n\n")[0],
         epilog=("The expression folders are the prepared (aligned) copies: " + PREPARE_HINT
@@ -465,28 +463,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     tj = sub.add_parser("train-judges", help="train the attribute and expression judges from scratch")
-    tj.add_argument("--out", type=Path, default=DEFAULT_JUDGES)
-    tj.add_argument("--celeba", type=Path, default=DATA_ROOT / "celeba_hq_128")
-    tj.add_argument("--expression-train", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TRAIN))
-    tj.add_argument("--expression-test", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TEST))
-    tj.add_argument("--only", choices=(ATTRIBUTE_JUDGE, EXPRESSION_JUDGE), default=None)
-    tj.add_argument("--epochs", type=int, default=None, help="default: each judge's recipe (JUDGE_RECIPES)")
+    tj.add_argument("--out", type=Path, default=DEFAULT_JUDGES, help="folder the judges are written to "
+                    "(default: benchmarks/judges, where evaluation looks for them)")
+    tj.add_argument("--celeba", type=Path, default=DATA_ROOT / "celeba_hq_128",
+                    help="CelebA-format folder whose train split trains, and test split measures, the attribute judge")
+    tj.add_argument("--expression-train", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TRAIN),
+                    help="prepared expression train folders that train the expression judge (merged)")
+    tj.add_argument("--expression-test", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TEST),
+                    help="prepared expression test folders its accuracy is measured on")
+    tj.add_argument("--only", choices=(ATTRIBUTE_JUDGE, EXPRESSION_JUDGE), default=None,
+                    help="train one judge only, e.g. the attribute judge after the CelebA data grew")
+    tj.add_argument("--epochs", type=int, default=None, help="passes over the training images "
+                    "(default: each judge's recipe in stargan.judges.JUDGE_RECIPES)")
     tj.add_argument("--shift", type=float, default=None,
                     help="random shift augmentation, a fraction of the side (default: each judge's recipe)")
-    tj.add_argument("--batch-size", type=int, default=64)
-    tj.add_argument("--lr", type=float, default=2e-3)
-    tj.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
-    tj.add_argument("--seed", type=int, default=0)
+    tj.add_argument("--batch-size", type=int, default=64, help="images per optimisation step (default 64)")
+    tj.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule (AdamW)")
+    tj.add_argument("--precision", choices=("fp32", "bf16"), default="bf16",
+                    help="bf16 autocast (fast on CPUs with AVX512-BF16) or fp32")
+    tj.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch order")
     ev = sub.add_parser("model", help="evaluate a weights folder on held-out faces")
     ev.add_argument("weights", help="a weights folder (config.json + model.safetensors) or a Hub repo id")
-    ev.add_argument("--judges", type=Path, default=DEFAULT_JUDGES)
-    ev.add_argument("--limit", type=int, default=1000, help="held-out faces per dataset (a seeded random subset)")
+    ev.add_argument("--judges", type=Path, default=DEFAULT_JUDGES,
+                    help="folder holding attributes.* and expressions.* (default: benchmarks/judges)")
+    ev.add_argument("--limit", type=int, default=1000, help="held-out faces per dataset (a seeded random subset); "
+                    "fewer for a quick look, the default for numbers to publish")
     ev.add_argument("--out", type=Path, default=None,
                     help="report folder (default: benchmarks/evaluations/<weights folder name>)")
-    ev.add_argument("--celeba", type=Path, default=DATA_ROOT / "celeba_hq_128")
+    ev.add_argument("--celeba", type=Path, default=DATA_ROOT / "celeba_hq_128",
+                    help="CelebA-format folder whose test split is evaluated")
     ev.add_argument("--expression-roots", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TEST),
                     help="prepared expression test folders (default: the two prepared test folders)")
-    ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--batch-size", type=int, default=64, help="faces translated at once (memory vs speed)")
     ev.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                     help="auto: bf16 autocast where the CPU computes bf16 natively, else fp32")
     ev.add_argument("--rec-limit", type=int, default=256,
@@ -495,9 +503,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="user: the face plus G's change as the demo pastes it (default); direct: G's output")
     ev.add_argument("--labels", default=None,
                     help="comma-separated target names to evaluate (default: every name of the model)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=int, default=0, help="seed of the held-out subset (--limit); keep it to compare "
+                    "models on the same faces")
     ev.add_argument("--update-card", action="store_true",
                     help="write the results into the folder's config.json provenance and regenerate README.md")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .weights import WeightsError
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
