@@ -74,6 +74,10 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                           "color; empty = off"),
     "d_cls_warmup": ("recipe", "steps that first train D's classifier on real faces alone, so G's classification "
                                "signal means something from its first step; 0 = off"),
+    "teacher": ("recipe", "folder of a frozen attribute classifier (python -m stargan.teacher) whose reading of "
+                          "G's output joins G's loss; never an evaluation judge"),
+    "lambda_teacher": ("recipe", "weight of the teacher's classification loss, with --teacher (default scale: "
+                                 "the same as lambda_cls)"),
     "batch_size": ("recipe", "images per step per dataset, over all processes (the paper: 16)"),
     "num_iters": ("recipe", "training steps in total (the paper: 200,000)"),
     "num_iters_decay": ("recipe", "the last steps over which the learning rates fall linearly to 0 (the paper: "

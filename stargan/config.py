@@ -95,6 +95,8 @@ class TrainConfig:
     max_edits: int = 3
     diffaug: str = ""  # DiffAugment policy for every image D sees, e.g. "translation,cutout"; "" = off
     d_cls_warmup: int = 0  # steps that train D_cls on real faces only, before adversarial training
+    teacher: str | None = None  # a frozen attribute classifier's folder (stargan.teacher) read on G's output
+    lambda_teacher: float = 1.0  # weight of the teacher's classification loss (with --teacher)
     # optimisation
     batch_size: int = 16
     num_iters: int = 200_000

@@ -153,7 +153,7 @@ def _augment(x: torch.Tensor, shift: float, gen: torch.Generator) -> torch.Tenso
     return x
 
 
-def _train_judge(judge: Judge, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
+def train_classifier(judge: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
                  precision: str, seed: int, class_weight: torch.Tensor | None = None,
                  shift: float = 0.0) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(seed)
@@ -251,7 +251,7 @@ def train_judges(out: Path, celeba_root: Path, expression_train: Sequence[Path],
         x, y = _tensors(CelebADataset(celeba_root, labels, "train", image_size=JUDGE_SIZE))
         judge = Judge(BINARY, labels.names)
         n_epochs, n_shift = recipe(ATTRIBUTE_JUDGE)
-        info = _train_judge(judge, x, y, n_epochs, batch_size, lr, precision, seed, shift=n_shift)
+        info = train_classifier(judge, x, y, n_epochs, batch_size, lr, precision, seed, shift=n_shift)
         del x, y
         metrics = {"training": info, "command": command, **measure_attribute_judge(judge, celeba_root)}
         save_judge(judge, out, ATTRIBUTE_JUDGE, metrics)
@@ -266,7 +266,7 @@ def train_judges(out: Path, celeba_root: Path, expression_train: Sequence[Path],
         weight = weight / weight.mean()  # inverse-sqrt frequency: the rare classes are not ignored
         judge = Judge(CATEGORICAL, labels.names, grayscale=True)
         n_epochs, n_shift = recipe(EXPRESSION_JUDGE)
-        info = _train_judge(judge, x, y, n_epochs, batch_size, lr, precision, seed, class_weight=weight,
+        info = train_classifier(judge, x, y, n_epochs, batch_size, lr, precision, seed, class_weight=weight,
                             shift=n_shift)
         info["class_weight"] = {n: round(float(w), 3) for n, w in zip(labels.names, weight, strict=True)}
         del x, y

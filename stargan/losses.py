@@ -147,7 +147,8 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
     else:
         fake = G(real, c_trg)
         rec = G(fake, c_org)
-    fake_src, fake_cls = D(augment(fake) if augment is not None else fake)
+    seen = augment(fake) if augment is not None else fake
+    fake_src, fake_cls = D(seen)
     terms = {"adv": adversarial_g(fake_src, adv),
              "cls": classification(fake_cls, trg_values, labels, dataset),
              "rec": reconstruction(real, rec)}
@@ -157,6 +158,6 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
         terms["mask"], terms["mask_tv"] = (m1 + m2) / 2, (tv1 + tv2) / 2
         total = total + lambda_mask * terms["mask"] + lambda_mask_tv * terms["mask_tv"]
     if teacher is not None and lambda_teacher > 0:
-        terms["teacher"] = teacher_loss(teacher, fake, trg_values)
+        terms["teacher"] = teacher_loss(teacher, seen, trg_values)
         total = total + lambda_teacher * terms["teacher"]
     return total, {k: v.detach() for k, v in terms.items()}

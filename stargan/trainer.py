@@ -30,7 +30,7 @@ from . import checkpoint as ckpt
 from .augment import augment, parse_policy
 from .config import ModelConfig, TrainConfig
 from .data import CelebADataset, ExpressionDataset, StepBatchSampler
-from .domains import LabelSpace, celeba, expressions
+from .domains import BINARY, LabelSpace, celeba, expressions
 from .losses import ADV_LOSSES, d_loss, g_loss
 from .models import G_HEADS, build_discriminator, build_generator, count_parameters
 
@@ -128,6 +128,8 @@ def check_options(cfg: TrainConfig) -> None:
     if cfg.gp_every < 1:
         raise ValueError(f"--gp-every {cfg.gp_every}: at least 1")
     parse_policy(cfg.diffaug)
+    if cfg.teacher and not cfg.celeba_dir:
+        raise ValueError("--teacher reads CelebA attributes; it needs --celeba-dir")
 
 
 def step_generator(seed: int, step: int, source: int) -> torch.Generator:
@@ -166,6 +168,13 @@ class Trainer:
         self.G = build_generator(self.model_config).to(self.device)
         self.D = build_discriminator(self.model_config).to(self.device)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema_decay > 0 else None
+        self.teachers: dict[str, nn.Module] = {}  # by binary dataset: the frozen teacher's logits for its names
+        if cfg.teacher:
+            from .teacher import BlockTeacher, load_teacher
+
+            teacher = load_teacher(cfg.teacher)
+            self.teachers = {d.name: BlockTeacher(teacher, d.names).to(self.device)
+                             for d in self.labels.datasets if d.kind == BINARY}
         if cfg.channels_last:
             for m in (self.G, self.D, self.G_ema):
                 if m is not None:
@@ -324,7 +333,7 @@ class Trainer:
             with autocast(self.device, cfg.precision):
                 loss, terms = g_loss(self.G_train, self.D, x, c_org, c_trg, trg_values, labels, name, cfg.adv_loss,
                                      cfg.lambda_cls, cfg.lambda_rec, cfg.lambda_mask, cfg.lambda_mask_tv,
-                                     augment=d_view)
+                                     self.teachers.get(name), cfg.lambda_teacher, augment=d_view)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt_g)

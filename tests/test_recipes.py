@@ -146,3 +146,25 @@ def test_a_recipe_trains_end_to_end_with_warm_up_and_flags_override_it(celeba_di
     provenance = json.loads((run_dir / "export" / "config.json").read_text())
     assert provenance["model"]["g_head"] == "residual" and provenance["provenance"]["g_updates"] == 3
     assert provenance["provenance"]["cpu_time_s"] > 0
+
+
+def test_a_teacher_joins_g_loss_and_is_not_a_judge(celeba_dir, tmp_path):
+    from stargan.judges import DEFAULT_JUDGES
+    from stargan.teacher import BlockTeacher, Teacher, load_teacher, save_teacher
+
+    torch.manual_seed(0)
+    teacher = Teacher(ATTRS[::-1])  # its own name order: BlockTeacher reorders to the block's
+    save_teacher(teacher, tmp_path / "teacher", {"accuracy_mean": 0.5})
+    loaded = load_teacher(tmp_path / "teacher")
+    x = _faces(3, 48)
+    assert torch.allclose(BlockTeacher(loaded, ATTRS)(x), teacher.eval()(x)[:, [2, 1, 0]], atol=1e-2)
+    with pytest.raises(ValueError, match="does not know"):
+        BlockTeacher(loaded, ["Smiling"])
+    with pytest.raises(FileNotFoundError, match="stargan.teacher"):
+        load_teacher(DEFAULT_JUDGES)  # the judges' folder holds no teacher, and a judge cannot be loaded as one
+    run_dir = tmp_path / "run"
+    args = ["--recipe", "cpu", "--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS),
+            "--celeba-test-size", "4", *TINY, "--d-cls-warmup", "0", "--num-iters", "2", "--sample-every", "0",
+            "--checkpoint-every", "0", "--teacher", str(tmp_path / "teacher"), "--run-dir", str(run_dir)]
+    assert train.main(args) == 0
+    assert all(r["G/celeba/teacher"] > 0 for r in metrics(run_dir) if "G/celeba/total" in r)
