@@ -1,10 +1,12 @@
-"""A gallery of edits of one photo, as a user sees them: the face region of the full photo after each edit.
+"""A gallery of edits of photos, as a user sees them: the face region of the full photo after each edit.
 
     python benchmarks/edit_gallery.py demo/examples/astronaut.png --out docs/edits_astronaut.png
     python benchmarks/edit_gallery.py ../shared/data/celeba_wild_sample/deepface_img1.jpg --out /tmp/wild.png
+    python benchmarks/edit_gallery.py PHOTO [PHOTO ...] --weights A --weights B --out /tmp/compare.png
 
-Columns: the original, then each edit (a setting of one or two controls), pasted back into the photo (the
-editor's default mode). The crop is the face's box, enlarged, so the edits can be judged at photo resolution.
+Columns: the original, then each edit (a setting of one or two controls) at strength 1, pasted back into the
+photo (the editor's default mode). One row per photo and weights folder (the folder's name is written on the
+row's first tile). The crop is the face's box, enlarged, so the edits can be judged at photo resolution.
 """
 
 from __future__ import annotations
@@ -35,18 +37,8 @@ EDITS = {
 }
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("photo")
-    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--tile", type=int, default=192)
-    args = p.parse_args()
-
-    editor = Editor(args.weights)
-    prepared = editor.prepare(args.photo)
-    if not prepared.faces:
-        raise SystemExit(f"no face found in {args.photo}")
+def gallery_row(editor: Editor, photo: str, tile_size: int, label: str = "") -> list[Image.Image]:
+    prepared = editor.prepare(photo)
     read = prepared.faces[0].labels
     x0, y0, x1, y1 = prepared.faces[0].face.box
     w, h = x1 - x0, y1 - y0
@@ -56,13 +48,29 @@ def main() -> None:
         if settings is None:
             attr = "Male" if name == "gender" else "Young"
             settings = {attr: 0.0 if read.get(attr, 0.0) > 0.5 else 1.0}
-        photo = editor.edit(prepared, settings).photo if settings else prepared.photo
-        tile = Image.fromarray(np.asarray(photo)).crop(box).resize((args.tile, args.tile), Image.LANCZOS)
-        ImageDraw.Draw(tile).text((4, 4), name, fill=(255, 255, 0))
+        image = editor.edit(prepared, settings).photo if settings else prepared.photo
+        tile = Image.fromarray(np.asarray(image)).crop(box).resize((tile_size, tile_size), Image.LANCZOS)
+        text = f"{label}: {name}" if label and name == "original" else name
+        ImageDraw.Draw(tile).text((4, 4), text, fill=(255, 255, 0))
         tiles.append(tile)
-    sheet = Image.new("RGB", (args.tile * len(tiles), args.tile))
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, (i * args.tile, 0))
+    return tiles
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("photos", nargs="+")
+    p.add_argument("--weights", action="append", help="weights folder (repeat to compare models; default: shipped)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tile", type=int, default=192)
+    args = p.parse_args()
+
+    editors = [(Path(w).name if len(args.weights or []) > 1 else "", Editor(w))
+               for w in (args.weights or [str(DEFAULT_WEIGHTS)])]
+    rows = [gallery_row(editor, photo, args.tile, label) for photo in args.photos for label, editor in editors]
+    sheet = Image.new("RGB", (args.tile * len(rows[0]), args.tile * len(rows)))
+    for r, tiles in enumerate(rows):
+        for i, tile in enumerate(tiles):
+            sheet.paste(tile, (i * args.tile, r * args.tile))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out)
     print(f"wrote {args.out}")
