@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .face import FaceError
+from .face import DEFAULT_UPSAMPLE, UPSAMPLES, FaceError
 from .inference import DEFAULT_WEIGHTS, MODES, Editor
 from .weights import WeightsError
 
@@ -49,12 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--face", type=_face, default=0, help="which face: 0 = largest (default), N, or 'all'")
     parser.add_argument("--mode", choices=MODES, default="delta",
                         help="delta: paste G's change onto the photo (default); direct: paste G's picture")
+    parser.add_argument("--upsample", choices=UPSAMPLES, default=DEFAULT_UPSAMPLE,
+                        help="how G's change reaches the photo's resolution (mode delta): guided follows the "
+                             "photo's own edges, bilinear only interpolates (default: %(default)s)")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="multiply the change G makes, 0 to 3 (default 1; above 1 exaggerates a subtle edit)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="where to write the edited photo (PNG)")
-    parser.add_argument("--faces-out", type=Path, help="optional: write the aligned faces before|after here")
+    parser.add_argument("--faces-out", type=Path, help="optional: write the aligned faces before|after (at the photo's resolution) here")
     parser.add_argument("--read", action="store_true", help="print the labels D_cls reads from each face (JSON)")
     parser.add_argument("--list", action="store_true", help="print the model's label names and exit")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -76,14 +79,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                              indent=2))
         if args.out:
             result = editor.edit(prepared, dict(args.settings), face=args.face, mode=args.mode,
-                                 strength=args.strength)
+                                 strength=args.strength, upsample=args.upsample)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(result.photo).save(args.out, format="PNG")
             print(f"wrote {args.out} ({len(result.face_indices)} face(s) edited, {result.seconds * 1e3:.0f} ms)")
             if args.faces_out:
+                import cv2
                 import numpy as np
 
-                rows = [np.concatenate([b, a], axis=1) for b, a in zip(result.before, result.after, strict=True)]
+                side = max(v.shape[0] for v in result.before)  # faces differ in size: show them all at one
+                rows = [cv2.resize(np.concatenate([b, a], axis=1), (2 * side, side), interpolation=cv2.INTER_CUBIC)
+                        for b, a in zip(result.before, result.after, strict=True)]
                 Image.fromarray(np.concatenate(rows, axis=0)).save(args.faces_out, format="PNG")
     except (FaceError, WeightsError, FileNotFoundError, KeyError, ValueError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
