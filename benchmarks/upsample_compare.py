@@ -29,7 +29,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -159,6 +161,15 @@ def photos(data: str, limit: int) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
 
 
+def prepared_photos(editor, paths: list[Path]) -> Iterator[tuple[Path, Any]]:
+    """(path, Editor.prepare(path)) for each photo with a face; the others are reported and skipped."""
+    for path in paths:
+        try:
+            yield path, editor.prepare(path)
+        except FaceError as e:
+            print(f"skip {path.name}: {e}", file=sys.stderr)
+
+
 def run_known(editor, paths: list[Path], sweep: bool) -> None:
     settings: dict[str, dict] = {"bilinear": {"upsample": "bilinear"}, "guided (shipped settings)": {"upsample": "guided"}}
     if sweep:
@@ -169,12 +180,7 @@ def run_known(editor, paths: list[Path], sweep: bool) -> None:
                         upsample="guided", radius=radius, eps=eps, colour=colour)
     rows: dict[str, list[tuple[float, float, float]]] = {k: [] for k in settings}
     pixels = []
-    for path in paths:
-        try:
-            prepared = editor.prepare(path)
-        except FaceError as e:
-            print(f"skip {path.name}: {e}", file=sys.stderr)
-            continue
+    for _, prepared in prepared_photos(editor, paths):
         f = prepared.faces[0]
         pixels.append(1.0 / math.sqrt(abs(np.linalg.det(f.matrix[:, :2]))))
         for key, kw in settings.items():
@@ -197,12 +203,7 @@ def run_wild(editor, paths: list[Path], sheet: Path | None, sheet_names: list[st
     times: dict[str, list[float]] = {m: [] for m in UPSAMPLES}
     rows: list[np.ndarray] = []
     used = 0
-    for path in paths:
-        try:
-            prepared = editor.prepare(path)
-        except FaceError as e:
-            print(f"skip {path.name}: {e}", file=sys.stderr)
-            continue
+    for path, prepared in prepared_photos(editor, paths):
         used += 1
         f = prepared.faces[0]
         photo = prepared.photo
