@@ -109,8 +109,8 @@ class QueueClient:
         n = (len(out) - 6) // 2
         return [u["value"] if isinstance(u, dict) else u for u in out[6:6 + n]]
 
-    def edit(self, values: list[float], face: str = "Face 1", mode: str = "delta") -> list:
-        return self.call("edit_live", [None, face, mode, 1.0, *values])
+    def edit(self, values: list[float], face: str = "Face 1", mode: str = "delta", upsample: str = "bilinear") -> list:
+        return self.call("edit_live", [None, face, mode, upsample, 1.0, *values])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -185,29 +185,35 @@ def main() -> int:
     from gradio_client import Client
 
     from demo.app import ALL_NAMES
+    from stargan.face import DEFAULT_UPSAMPLE, UPSAMPLES
 
     g = g_numbers(args.weights)
     i = ALL_NAMES.index("Blond_Hair")
     with serve(args.weights) as url:
         raw = QueueClient(url)
         values = raw.prepare()
-        times = []
+        times: dict[str, list[float]] = {m: [] for m in UPSAMPLES}  # both upsamplings, interleaved
         for k in range(args.n + 3):
             values[i] = 0.2 + 0.8 * (k % 5) / 4  # a slider moving back and forth
-            t0 = time.perf_counter()
-            raw.edit(values)
-            if k >= 3:  # warm-up
-                times.append(time.perf_counter() - t0)
+            for m in UPSAMPLES:
+                t0 = time.perf_counter()
+                raw.edit(values, upsample=m)
+                if k >= 3:  # warm-up
+                    times[m].append(time.perf_counter() - t0)
         client = Client(url, verbose=False)
         values = prepare_session(client)
         client_times = []
         for k in range(args.n // 2 + 3):
             values[i] = 0.2 + 0.8 * (k % 5) / 4
             t0 = time.perf_counter()
-            client.predict("Face 1", "delta", 1.0, *values, api_name="/edit_live")
+            client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, *values, api_name="/edit_live")
             if k >= 3:
                 client_times.append(time.perf_counter() - t0)
-    result = {**g, "edits": len(times), "p50_ms": percentile(times, 0.5) * 1e3, "p95_ms": percentile(times, 0.95) * 1e3,
+    per_method = {f"{key}_{m}": percentile(times[m], q) * 1e3 for m in UPSAMPLES
+                  for key, q in (("p50_ms", 0.5), ("p95_ms", 0.95))}
+    result = {**g, "edits": len(times[DEFAULT_UPSAMPLE]), "p50_ms": per_method[f"p50_ms_{DEFAULT_UPSAMPLE}"],
+              "p95_ms": per_method[f"p95_ms_{DEFAULT_UPSAMPLE}"], **per_method,
+              "p50_ratio_guided_over_bilinear": per_method["p50_ms_guided"] / per_method["p50_ms_bilinear"],
               "gradio_client_p50_ms": percentile(client_times, 0.5) * 1e3,
               "gradio_client_p95_ms": percentile(client_times, 0.95) * 1e3,
               "command": " ".join([Path(sys.executable).name, *sys.argv])}

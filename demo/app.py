@@ -34,7 +34,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, RAFD_EXPRESSIONS  # noqa: E402
-from stargan.face import FaceError  # noqa: E402
+from stargan.face import DEFAULT_UPSAMPLE, UPSAMPLES, FaceError  # noqa: E402
 from stargan.inference import (  # noqa: E402
     DEFAULT_WEIGHTS,
     MAX_STRENGTH,
@@ -181,15 +181,6 @@ def control_label(name: str, success: dict[str, float]) -> str:
     return f"{name} · {success[name] * 100:.0f}% success" if name in success else name
 
 
-def _show(crop: np.ndarray | None, size: int = 256) -> np.ndarray | None:
-    """An aligned face enlarged for display (the model's own resolution is tiny on screen)."""
-    if crop is None or crop.shape[0] >= size:
-        return crop
-    import cv2
-
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_CUBIC)
-
-
 class Previews:
     """Images for the page as JPEG files (quality 92, no chroma subsampling): encoding a 512 px photo takes ~1 ms,
     PNG ~150 ms, which would dominate a live slider edit. The PNG comes from the "Save as PNG" button. Only the
@@ -265,6 +256,8 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                     face = gr.Dropdown(["Face 1"], value="Face 1", label="Face", interactive=True, scale=2)
                     mode = gr.Radio(list(MODES), value="delta", label="Paste", scale=2,
                                     info="delta: paste G's change (keeps your photo's detail); direct: G's picture")
+                    upsample = gr.Radio(list(UPSAMPLES), value=DEFAULT_UPSAMPLE, label="Upsampling", scale=2,
+                                        info="guided: the change follows your photo's edges; bilinear: smooth")
                 strength = gr.Slider(0, MAX_STRENGTH, value=1, step=0.1, label="Edit strength", elem_id="strength",
                                      info="multiplies the change the model makes: above 1 exaggerates a subtle edit")
                 status = gr.Markdown("", elem_id="status")
@@ -278,8 +271,9 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                                           elem_id="before")
                     after_img = gr.Image(label="Aligned face (after)", interactive=False, height=200,
                                          elem_id="after")
-                photo_out = gr.Image(label="Your photo, edited (preview)", interactive=False,
-                                     elem_id="output-photo", height=420, buttons=["fullscreen"])
+                # before | after at the photo's full resolution; scroll to zoom, drag to pan
+                photo_out = gr.ImageSlider(label="Your photo: before | edited (scroll to zoom)", interactive=False,
+                                           elem_id="output-photo", max_height=560, buttons=["fullscreen"])
                 with gr.Row():
                     save_png = gr.Button("Save as PNG", size="sm", elem_id="save-png")
                     png_file = gr.File(label="PNG", elem_id="png-file", visible=False)
@@ -315,17 +309,28 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
         def editor_of(st: dict) -> Editor:
             return models.get(st.get("model"))
 
-        def run_edit(st: dict, face_choice: str, mode_value: str, strength_value: float, values: tuple[float, ...]):
-            prepared: PreparedPhoto | None = st.get("prepared")
-            if prepared is None:
+        def edit(st: dict, face_choice: str, mode_value: str, upsample_value: str, strength_value: float,
+                 values: tuple[float, ...]):
+            return editor_of(st).edit(st["prepared"], _settings(st, values, names), face=_face_arg(face_choice),
+                                      mode=mode_value if mode_value in MODES else "delta", strength=strength_value,
+                                      upsample=upsample_value if upsample_value in UPSAMPLES else DEFAULT_UPSAMPLE)
+
+        def original(st: dict) -> str | None:
+            """The uploaded photo's preview file, written once per photo (rewritten if rotated away)."""
+            path = st.get("original")
+            if path is None or not Path(path).is_file():
+                path = st["original"] = preview(st["prepared"].photo)
+            return path
+
+        def run_edit(st: dict, face_choice: str, mode_value: str, upsample_value: str, strength_value: float,
+                     values: tuple[float, ...]):
+            if st.get("prepared") is None:
                 return None, None
-            editor = editor_of(st)
             try:
-                result = editor.edit(prepared, _settings(st, values, names), face=_face_arg(face_choice),
-                                     mode=mode_value if mode_value in MODES else "delta", strength=strength_value)
+                result = edit(st, face_choice, mode_value, upsample_value, strength_value, values)
             except (KeyError, ValueError) as e:
                 raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
-            return preview(_show(result.after[0])), preview(result.photo)
+            return preview(result.after[0]), (original(st), preview(result.photo))
 
         def reading(st: dict, face_choice: str) -> dict[str, float]:
             prepared: PreparedPhoto = st["prepared"]
@@ -352,9 +357,10 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
             message = (f"{n} faces found: pick one, or all." if n > 1 else "1 face found.") + \
                 f" Model: `{models.name(editor)}` ({editor.image_size} px, {editor.precision})."
             controls = controls_for(st, choices[0])
-            crop = preview(_show(prepared.faces[0].crop))
-            return [st, gr.update(choices=choices, value=choices[0]), crop, crop, preview(prepared.photo), message] + \
-                controls
+            st.pop("original", None)
+            crop = preview(prepared.faces[0].view)
+            return [st, gr.update(choices=choices, value=choices[0]), crop, crop, (original(st), original(st)),
+                    message] + controls
 
         photo_outputs = [state, face, before_img, after_img, photo_out, status] + slider_list + check_list
         image.change(on_photo, [image, state], photo_outputs, trigger_mode="always_last", concurrency_id="prepare",
@@ -366,23 +372,24 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
             controls = controls_for(st, face_choice)
             prepared: PreparedPhoto = st["prepared"]
             index = _face_arg(face_choice)
-            crop = preview(_show(prepared.faces[0 if index == "all" else index].crop))
-            return [st, crop, crop, preview(prepared.photo)] + controls
+            crop = preview(prepared.faces[0 if index == "all" else index].view)
+            return [st, crop, crop, (original(st), original(st))] + controls
 
         face.input(on_face, [face, mode, state], [state, before_img, after_img, photo_out] + slider_list + check_list,
                    api_name="select_face", show_progress_on=[photo_out])
 
-        def on_slider(st: dict, face_choice: str, mode_value: str, strength_value: float, *values: float):
-            return run_edit(st or {}, face_choice, mode_value, strength_value, values)
+        def on_slider(st: dict, face_choice: str, mode_value: str, upsample_value: str, strength_value: float,
+                      *values: float):
+            return run_edit(st or {}, face_choice, mode_value, upsample_value, strength_value, values)
 
-        gr.on([s.input for s in slider_list] + [mode.input, strength.input], on_slider,
-              [state, face, mode, strength] + slider_list,
+        gr.on([s.input for s in slider_list] + [mode.input, upsample.input, strength.input], on_slider,
+              [state, face, mode, upsample, strength] + slider_list,
               outputs_edit, trigger_mode="always_last", concurrency_id="edit", concurrency_limit=CONCURRENCY,
               show_progress="hidden", api_name="edit_live")
 
         def make_toggle(name: str) -> Callable:
-            def toggle(checked: bool, st: dict, face_choice: str, mode_value: str, strength_value: float,
-                       *values: float):
+            def toggle(checked: bool, st: dict, face_choice: str, mode_value: str, upsample_value: str,
+                       strength_value: float, *values: float):
                 st = st or {}
                 current = dict(zip(names, values, strict=True))
                 check_updates = [gr.update() for _ in names]
@@ -397,26 +404,25 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                 else:
                     current[name] = 1.0 if checked else 0.0
                 new_values = tuple(current[n] for n in names)
-                after, photo = run_edit(st, face_choice, mode_value, strength_value, new_values)
+                after, photo = run_edit(st, face_choice, mode_value, upsample_value, strength_value, new_values)
                 return [gr.update(value=v) for v in new_values] + check_updates + [after, photo]
 
             return toggle
 
         for n in names:
-            checks[n].input(make_toggle(n), [checks[n], state, face, mode, strength] + slider_list,
+            checks[n].input(make_toggle(n), [checks[n], state, face, mode, upsample, strength] + slider_list,
                             slider_list + check_list + outputs_edit, trigger_mode="always_last",
                             concurrency_id="edit", concurrency_limit=CONCURRENCY, show_progress="hidden",
                             api_visibility="undocumented")
 
-        def on_save(st: dict, face_choice: str, mode_value: str, strength_value: float, *values: float):
-            prepared: PreparedPhoto | None = (st or {}).get("prepared")
-            if prepared is None:
+        def on_save(st: dict, face_choice: str, mode_value: str, upsample_value: str, strength_value: float,
+                    *values: float):
+            if (st or {}).get("prepared") is None:
                 raise gr.Error("upload a photo first", title="Nothing to save")
-            result = editor_of(st).edit(prepared, _settings(st, values, names), face=_face_arg(face_choice),
-                                        mode=mode_value if mode_value in MODES else "delta", strength=strength_value)
+            result = edit(st, face_choice, mode_value, upsample_value, strength_value, values)
             return gr.update(value=preview(result.photo, lossless=True, prefix="stargan-edit-"), visible=True)
 
-        save_png.click(on_save, [state, face, mode, strength] + slider_list, png_file, concurrency_id="edit",
+        save_png.click(on_save, [state, face, mode, upsample, strength] + slider_list, png_file, concurrency_id="edit",
                        concurrency_limit=CONCURRENCY, api_name="save_png")
 
         def on_reset(st: dict, face_choice: str):
@@ -425,8 +431,8 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
             controls = controls_for(st, face_choice)
             prepared: PreparedPhoto = st["prepared"]
             index = _face_arg(face_choice)
-            return controls + [preview(_show(prepared.faces[0 if index == "all" else index].crop)),
-                               preview(prepared.photo)]
+            return controls + [preview(prepared.faces[0 if index == "all" else index].view),
+                               (original(st), original(st))]
 
         reset.click(on_reset, [state, face], slider_list + check_list + outputs_edit, api_name="reset",
                     show_progress="hidden")

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -39,6 +40,15 @@ TEMPLATES: dict[str, tuple[tuple[float, float], ...]] = {
 
 # 80 megapixels: above every phone camera (a 64 MP photo is ~9250x6950), far below a decompression bomb.
 DEFAULT_MAX_PIXELS = 80_000_000
+
+# Upsampling G's change to the photo (paste_delta). The guided filter's settings were chosen by measurement
+# (benchmarks/upsample_compare.py; benchmarks/RESULTS.md, "Edge-aware upsampling (issue 16)").
+UPSAMPLES = ("guided", "bilinear")
+Upsample = Literal["guided", "bilinear"]
+DEFAULT_UPSAMPLE: Upsample = "bilinear"  # measured closer to the true edit than guided (RESULTS)
+GUIDED_RADIUS = 0.5  # window radius, in pixels of the model's crop
+GUIDED_EPS = 1e-4  # regularisation, guide in [0, 1]
+GUIDED_COLOUR = False  # guide by the photo's luminance (True: by its colour)
 
 BORDERS = {
     "reflect": cv2.BORDER_REFLECT_101,  # mirrors the photo: no edge pixels smeared into the crop
@@ -477,22 +487,68 @@ def paste_back(
     return _paste(photo, crop.shape[0], matrix, feather, mask, blend)
 
 
+def guided_upsample(change: np.ndarray, guide: np.ndarray, model_pixel: float, radius: float = GUIDED_RADIUS,
+                    eps: float = GUIDED_EPS, colour: bool = GUIDED_COLOUR) -> np.ndarray:
+    """An edit's change, already bilinearly upsampled to the photo, made to follow the photo's own edges.
+
+    The guided filter (He et al., TPAMI 2013; used for exactly this by Wu et al., CVPR 2018), OpenCV contrib's
+    ``cv2.ximgproc.guidedFilter``: in each window the change is fitted as a linear function of the photo
+    (`guide`, (h, w, 3) uint8 or float 0..255), so where the photo has an edge the change can step with it.
+    `model_pixel` is how many photo pixels one pixel of the model's crop spans; the window radius is
+    `radius` model pixels, `eps` the regularisation (guide in [0, 1]: larger keeps the change smoother),
+    `colour` guides by RGB (else by luminance). Faces at or below the model's own size are returned as given.
+    """
+    r = round(radius * model_pixel)
+    if model_pixel <= 1.0 or r < 1:
+        return change
+    guide = np.asarray(guide, dtype=np.float32) / 255.0
+    if not colour:
+        guide = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY)
+    return cv2.ximgproc.guidedFilter(guide, np.asarray(change, dtype=np.float32), r, eps)
+
+
 def paste_delta(
     photo: np.ndarray,
     delta: np.ndarray,
     matrix: np.ndarray,
     feather: float = 0.12,
     mask: np.ndarray | None = None,
+    upsample: Upsample = DEFAULT_UPSAMPLE,
+    radius: float = GUIDED_RADIUS,
+    eps: float = GUIDED_EPS,
+    colour: bool = GUIDED_COLOUR,
 ) -> np.ndarray:
     """Add an edit (crop-space float delta, pixel units 0..255 scale, e.g. G(x, c_trg) - G(x, c_src)) to the
-    full-resolution photo: upsampled by the inverse transform, under the same feathered mask, so whatever the
-    edit leaves alone keeps the photo's own detail."""
+    full-resolution photo under the same feathered mask as paste_back, so whatever the edit leaves alone keeps
+    the photo's own detail. `upsample` (default DEFAULT_UPSAMPLE): "guided" brings the change to the photo's
+    resolution along the photo's own edges (guided_upsample, with `radius`, `eps` and `colour`); "bilinear" only interpolates it
+    (it then blurs across the photo's edges)."""
+    if upsample not in UPSAMPLES:
+        raise ValueError(f"upsample {upsample!r}: use one of {', '.join(UPSAMPLES)}")
     delta = np.asarray(delta, dtype=np.float32)
+    model_pixel = 1.0 / math.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2])))
 
     def blend(region, weights, roi):
-        return region + _warp_back(delta * weights[:, :, None], matrix, roi)
+        change = _warp_back(delta, matrix, roi)
+        if upsample == "guided":
+            change = guided_upsample(change, region, model_pixel, radius, eps, colour)
+        return region + _warp_back(weights, matrix, roi)[:, :, None] * change
 
     return _paste(photo, delta.shape[0], matrix, feather, mask, blend)
+
+
+def face_view(image: np.ndarray, matrix: np.ndarray, size: int, max_side: int = 512) -> np.ndarray:
+    """The aligned face of a (size x size) crop's `matrix`, resampled from the photo at the face's own
+    resolution (capped at `max_side`, never below `size`): the framing the model sees, the photo's detail.
+    Parts outside the photo are black."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    model_pixel = 1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    side = int(min(max_side, max(size, round(size * model_pixel))))
+    k = side / size
+    scaled = matrix * k
+    scaled[:, 2] += (k - 1) / 2  # pixel centres: q' = k (q + 0.5) - 0.5
+    return warp_to_crop(image, scaled, side, border="constant")
+
 
 # --------------------------------------------------------------------------------- template measurement
 def square_resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -35,10 +35,13 @@ from .domains import BINARY, CATEGORICAL, DatasetLabels, LabelSpace
 from .face import (
     CELEBA_HQ_128_TEMPLATE,
     DEFAULT_MAX_PIXELS,
+    DEFAULT_UPSAMPLE,
     Face,
     FaceDetector,
     FaceError,
+    Upsample,
     align,
+    face_view,
     load_image,
     paste_back,
     paste_delta,
@@ -73,7 +76,8 @@ class PreparedFace:
 
     index: int
     face: Face
-    crop: np.ndarray  # (S, S, 3) uint8, the aligned face
+    crop: np.ndarray  # (S, S, 3) uint8, the aligned face as the model sees it
+    view: np.ndarray  # the same framing at the photo's own resolution (face.face_view), for display
     matrix: np.ndarray  # (2, 3) photo -> crop
     tensor: torch.Tensor  # (3, S, S) float32 in [-1, 1]
     source: torch.Tensor  # (d_dim,) probabilities in D_cls layout
@@ -96,8 +100,8 @@ class PreparedPhoto:
 @dataclass
 class EditResult:
     photo: np.ndarray  # the whole photo with the edit pasted back, (H, W, 3) uint8
-    before: list[np.ndarray]  # aligned faces as read, (S, S, 3) uint8 each
-    after: list[np.ndarray]  # aligned faces as edited
+    before: list[np.ndarray]  # aligned faces from the photo, at its resolution (face.face_view), uint8
+    after: list[np.ndarray]  # the same views of the edited photo
     face_indices: list[int]
     mode: str
     seconds: float = 0.0
@@ -328,8 +332,8 @@ class Editor:
             matrices.append(aligned.matrix)
         tensors = to_tensor(np.stack(crops))
         source = self.read_labels(tensors)
-        prepared = [PreparedFace(i, f, crops[i], matrices[i], tensors[i], source[i], self.labels_by_name(source[i]))
-                    for i, f in enumerate(faces)]
+        prepared = [PreparedFace(i, f, crops[i], face_view(image, matrices[i], self.image_size), matrices[i],
+                                 tensors[i], source[i], self.labels_by_name(source[i])) for i, f in enumerate(faces)]
         return PreparedPhoto(image, prepared)
 
     # ---- targets -----------------------------------------------------------------------------------------------
@@ -439,9 +443,11 @@ class Editor:
         return self._run(x, source, settings, "delta", strength=strength) - x
 
     def edit(self, prepared: PreparedPhoto, settings: Mapping[str, float], face: int | str = 0,
-             mode: Mode = "delta", strength: float = 1.0) -> EditResult:
+             mode: Mode = "delta", strength: float = 1.0, upsample: Upsample = DEFAULT_UPSAMPLE) -> EditResult:
         """Edit one face (index, largest first) or ``"all"`` faces of a prepared photo and paste back.
-        ``strength`` (0 to 3) multiplies the change G makes."""
+        ``strength`` (0 to 3) multiplies the change G makes. ``upsample`` brings G's change (mode "delta") to
+        the photo's resolution: "guided" along the photo's own edges, or "bilinear" (face.DEFAULT_UPSAMPLE by
+        default, chosen by measurement)."""
         t0 = time.perf_counter()
         if face == "all":
             chosen = list(prepared.faces)
@@ -463,19 +469,18 @@ class Editor:
             if mode == "delta":
                 delta = (new - f.tensor).permute(1, 2, 0).numpy() * 127.5
                 if np.any(delta):
-                    photo = paste_delta(photo, delta, f.matrix, feather=self.feather)
+                    photo = paste_delta(photo, delta, f.matrix, feather=self.feather, upsample=upsample)
             else:
                 photo = paste_back(photo, out, f.matrix, feather=self.feather)
-        if mode == "delta":  # show what is pasted: the photo's own crop plus the change
-            after = np.stack([np.clip(np.rint(f.crop.astype(np.float32) + (new - f.tensor).permute(1, 2, 0).numpy()
-                                              * 127.5), 0, 255).astype(np.uint8) for f, new in zip(chosen, edited)])
-        return EditResult(photo=photo, before=[f.crop for f in chosen], after=list(after),
+        views = [f.view if photo is prepared.photo else face_view(photo, f.matrix, self.image_size) for f in chosen]
+        return EditResult(photo=photo, before=[f.view for f in chosen], after=views,
                           face_indices=[f.index for f in chosen], mode=mode, seconds=time.perf_counter() - t0)
 
     def edit_photo(self, photo: str | Path | bytes | np.ndarray | Any, settings: Mapping[str, float],
-                   face: int | str = 0, mode: Mode = "delta", strength: float = 1.0) -> EditResult:
+                   face: int | str = 0, mode: Mode = "delta", strength: float = 1.0,
+                   upsample: Upsample = DEFAULT_UPSAMPLE) -> EditResult:
         """prepare() and edit() in one call."""
-        return self.edit(self.prepare(photo), settings, face, mode, strength)
+        return self.edit(self.prepare(photo), settings, face, mode, strength, upsample)
 
 
 def _cpu_has_bf16() -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .face import FaceError
+from .face import DEFAULT_UPSAMPLE, UPSAMPLES, FaceError
 from .inference import DEFAULT_WEIGHTS, MODES, Editor
 from .weights import WeightsError
 
@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=MODES, default="delta",
                         help="delta (default): paste G's change onto the photo, keeping its detail and resolution; "
                              "direct: paste G's own picture of the face (model resolution, softer)")
+    parser.add_argument("--upsample", choices=UPSAMPLES, default=DEFAULT_UPSAMPLE,
+                        help="how G's change reaches the photo's resolution (mode delta): bilinear interpolates "
+                             "(default, the most accurate in benchmarks/RESULTS.md); guided follows the photo's own "
+                             "edges (OpenCV's guided filter)")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="a multiplier on the change G makes, 0 to 3 (default 1: G's own edit). Raise it when "
                              "an edit is too subtle to see (e.g. 2 for gender or age); lower it for a lighter touch")
@@ -72,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="where to write the edited photo (PNG, full resolution of the input)")
     parser.add_argument("--faces-out", type=Path,
                         help="optional: also write the aligned faces, before | after side by side, one row per "
-                             "edited face (PNG, model resolution), to see exactly what G did")
+                             "edited face (PNG, at the photo's resolution), to see exactly what G did")
     parser.add_argument("--read", action="store_true",
                         help="print what the discriminator reads from each face: every label's probability in "
                              "[0, 1] and the face's box in pixels (JSON); needs discriminator.safetensors")
@@ -102,14 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                              indent=2))
         if args.out:
             result = editor.edit(prepared, dict(args.settings), face=args.face, mode=args.mode,
-                                 strength=args.strength)
+                                 strength=args.strength, upsample=args.upsample)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(result.photo).save(args.out, format="PNG")
             print(f"wrote {args.out} ({len(result.face_indices)} face(s) edited, {result.seconds * 1e3:.0f} ms)")
             if args.faces_out:
+                import cv2
                 import numpy as np
 
-                rows = [np.concatenate([b, a], axis=1) for b, a in zip(result.before, result.after, strict=True)]
+                side = max(v.shape[0] for v in result.before)  # faces differ in size: show them all at one
+                rows = [cv2.resize(np.concatenate([b, a], axis=1), (2 * side, side), interpolation=cv2.INTER_CUBIC)
+                        for b, a in zip(result.before, result.after, strict=True)]
                 Image.fromarray(np.concatenate(rows, axis=0)).save(args.faces_out, format="PNG")
     except (FaceError, WeightsError, FileNotFoundError, KeyError, ValueError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e

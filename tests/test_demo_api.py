@@ -18,6 +18,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from stargan.face import DEFAULT_UPSAMPLE
 from stargan.inference import DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,16 @@ def _edit(client, path: Path | str, settings: dict, face: str = "0", mode: str =
     return client.predict(handle_file(str(path)), json.dumps(settings), face, mode, api_name="/edit")
 
 
+def _path(value) -> str:
+    """A file output as gradio_client returns it: a path, or a dict holding one."""
+    return value.get("path", value) if isinstance(value, dict) else value
+
+
+def _edited(slider) -> str:
+    """The edited photo of the page's before | after slider."""
+    return _path(slider[1])
+
+
 def _png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -110,18 +121,22 @@ def test_live_slider_flow(app, client):
     assert "1 face found" in status
     n = (len(prepared) - 5) // 2
     values = [u["value"] if isinstance(u, dict) else u for u in prepared[5:5 + n]]
-    after_0, photo_0 = client.predict("Face 1", "delta", 1.0, *values, api_name="/edit_live")
+    after_0, photo_0 = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, *values, api_name="/edit_live")
     original = np.asarray(Image.open(ASTRONAUT).convert("RGB")).astype(int)
+    before_0, photo_0 = (_path(v) for v in photo_0)  # the zoomable before | after slider
     assert np.abs(np.asarray(Image.open(photo_0).convert("RGB")) - original).mean() < 2  # a JPEG preview, unedited
+    assert np.abs(np.asarray(Image.open(before_0).convert("RGB")) - original).mean() < 2  # the photo itself
+    assert Image.open(photo_0).size == Image.open(ASTRONAUT).size  # at the photo's full resolution
+    assert Image.open(after_0).size[0] > 2 * demo.models.get(None).image_size  # the face at the photo's resolution
     sys.path.insert(0, str(ROOT / "demo"))
     import app as demo_app
 
     values[demo_app.ALL_NAMES.index("Blond_Hair")] = 1.0
-    after_1, photo_1 = client.predict("Face 1", "delta", 1.0, *values, api_name="/edit_live")
+    after_1, photo_1 = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, *values, api_name="/edit_live")
     a0, a1 = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (after_0, after_1))
     assert np.abs(a1 - a0).mean() > 1.0
     # "Save as PNG": the full photo, losslessly, exactly what the library makes for the same settings
-    png = client.predict("Face 1", "delta", 2.0, *values, api_name="/save_png")
+    png = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 2.0, *values, api_name="/save_png")
     png = png.get("value", png) if isinstance(png, dict) else png  # an update that also shows the file
     png = png.get("path", png) if isinstance(png, dict) else png
     with Image.open(png) as im:
@@ -256,7 +271,8 @@ def test_several_faces_pick_one_or_all(app, client, tmp_path):
     boxes = [tuple(max(0, int(v)) for v in f.face.box) for f in faces]
 
     def per_face(face_choice: str, settings: list[float]) -> list[float]:
-        _, photo = client.predict(face_choice, "delta", 1.0, *settings, api_name="/edit_live")
+        _, photo = client.predict(face_choice, "delta", DEFAULT_UPSAMPLE, 1.0, *settings, api_name="/edit_live")
+        photo = _edited(photo)
         diff = np.abs(np.asarray(Image.open(photo).convert("RGB")).astype(int) - two).mean(2)
         return [float(diff[y0:y1, x0:x1].mean()) for x0, y0, x1, y1 in boxes]
 

@@ -44,13 +44,14 @@ def url():
 
 
 def _output_src(page) -> str | None:
+    """The edited photo: the last image of the before | after slider."""
     img = page.locator("#output-photo img")
-    return img.first.get_attribute("src") if img.count() else None
+    return img.last.get_attribute("src") if img.count() else None
 
 
 def _wait_change(page, old: str | None, timeout_ms: int = 30_000) -> str:
     page.wait_for_function(
-        """old => { const i = document.querySelector('#output-photo img');
+        """old => { const all = document.querySelectorAll('#output-photo img'), i = all[all.length - 1];
                     return i && i.getAttribute('src') && i.getAttribute('src') !== old && i.complete; }""",
         arg=old, timeout=timeout_ms)
     return _output_src(page)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -17,11 +18,14 @@ from PIL import Image
 from stargan.face import (
     CELEBA_ALIGNED_TEMPLATE,
     CELEBA_HQ_128_TEMPLATE,
+    DEFAULT_UPSAMPLE,
+    UPSAMPLES,
     Face,
     FaceDetector,
     FaceError,
     align,
     crop_mask,
+    face_view,
     load_image,
     main,
     measure_template,
@@ -335,3 +339,55 @@ def test_modes_are_converted(astronaut):
     assert np.array_equal(load_image(astronaut.astype(np.float32) / 255.0), astronaut)
     assert np.array_equal(load_image(astronaut.astype(np.uint16) * 257), astronaut)
     assert isinstance(load_image(rgb), np.ndarray)
+
+
+# ------------------------------------------------------------------------ upsampling G's change (issue 16)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the known answer lives there
+def _known_answer_errors(astronaut, astronaut_face) -> dict[str, tuple[float, float]]:
+    from upsample_compare import known_errors
+
+    aligned = align(astronaut, astronaut_face, size=64)
+    return {m: known_errors(astronaut, aligned.matrix, 64, 0.25, upsample=m) for m in UPSAMPLES}
+
+
+def test_known_answer_default_upsampling_is_the_better(astronaut, astronaut_face):
+    """A crisp edit of the astronaut at full resolution (a colour change inside a sharp mask that follows the
+    photo's own regions, plus a smooth change), brought to the model's 64 px and back by each method: the default
+    must be at least as close to the true edit as the other (benchmarks/upsample_compare.py, RESULTS)."""
+    errors = _known_answer_errors(astronaut, astronaut_face)
+    print({m: tuple(round(v, 3) for v in e) for m, e in errors.items()})
+    other = next(m for m in UPSAMPLES if m != DEFAULT_UPSAMPLE)
+    assert errors[DEFAULT_UPSAMPLE][0] <= errors[other][0]
+    assert all(0 < e[0] < 5 for e in errors.values())  # both near the truth: no method is broken
+
+
+def test_guided_change_follows_the_photos_edges(astronaut, astronaut_face):
+    """The guided option moves the change towards the photo's own edges (the gradient of the change correlates
+    more with the photo's), and stays the same edit (close to bilinear on average)."""
+    from upsample_compare import edge_correlation, known_edit
+
+    aligned = align(astronaut, astronaut_face, size=64)
+    _, small, footprint, _ = known_edit(astronaut, aligned.matrix, 64, 0.25)
+    ones = np.ones((64, 64), np.float32)
+    outs = {m: paste_delta(astronaut, small, aligned.matrix, mask=ones, upsample=m).astype(np.float32) - astronaut
+            for m in UPSAMPLES}
+    x0, y0, x1, y1 = (int(v) for v in astronaut_face.box)
+    face = np.zeros(astronaut.shape[:2], bool)
+    face[y0:y1, x0:x1] = True
+    corr = {m: edge_correlation(astronaut, o, face) for m, o in outs.items()}
+    print("edge correlation", corr)
+    assert corr["guided"] > corr["bilinear"] + 0.05
+    assert np.abs(outs["guided"] - outs["bilinear"])[face].mean() < 3  # the same edit, not another
+    with pytest.raises(ValueError, match="upsample"):
+        paste_delta(astronaut, small, aligned.matrix, upsample="nearest")
+
+
+def test_face_view_is_at_the_photos_resolution(astronaut, astronaut_face):
+    aligned = align(astronaut, astronaut_face, size=64)
+    view = face_view(astronaut, aligned.matrix, 64)
+    side = round(64 / np.sqrt(np.linalg.det(aligned.matrix[:, :2])))
+    assert view.shape == (side, side, 3) and side > 2 * 64
+    # the same framing: shrunk to 64 px it matches the model's crop
+    small = cv2.resize(view, (64, 64), interpolation=cv2.INTER_AREA)
+    assert psnr(small, aligned.image) > 28
+    assert face_view(astronaut, aligned.matrix, 64, max_side=100).shape == (100, 100, 3)
