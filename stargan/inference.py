@@ -157,6 +157,8 @@ class LabelFoldedGenerator(torch.nn.Module):
 
     def __init__(self, generator: torch.nn.Module) -> None:
         super().__init__()
+        if not isinstance(getattr(generator, "main", None), torch.nn.Sequential):
+            raise ValueError("G is not a stargan.models.Generator (no `main` layer sequence)")
         first = generator.main[0]
         if not (isinstance(first, torch.nn.Conv2d) and first.bias is None and first.stride == (1, 1)
                 and first.in_channels == 3 + generator.c_dim and first.groups == 1):

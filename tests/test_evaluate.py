@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from stargan import evaluate as ev
+from stargan import judges as jd
 from stargan.config import ModelConfig
 from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, LabelSpace, celeba, expressions
 from stargan.models import build_generator
@@ -33,18 +34,18 @@ class Identity(nn.Module):
 
 @pytest.fixture(scope="module")
 def judges() -> Path:
-    for name in (ev.ATTRIBUTE_JUDGE, ev.EXPRESSION_JUDGE):
-        if not (ev.DEFAULT_JUDGES / f"{name}.safetensors").is_file():
-            pytest.skip(f"judge {name!r} not in {ev.DEFAULT_JUDGES}; run `python -m stargan.evaluate train-judges`")
-    return ev.DEFAULT_JUDGES
+    for name in (jd.ATTRIBUTE_JUDGE, jd.EXPRESSION_JUDGE):
+        if not (jd.DEFAULT_JUDGES / f"{name}.safetensors").is_file():
+            pytest.skip(f"judge {name!r} not in {jd.DEFAULT_JUDGES}; run `python -m stargan.evaluate train-judges`")
+    return jd.DEFAULT_JUDGES
 
 
 @pytest.fixture(scope="module")
 def expression_roots() -> list[Path]:
-    missing = [r for r in ev.DEFAULT_EXPRESSION_TEST if not r.is_dir()]
+    missing = [r for r in jd.DEFAULT_EXPRESSION_TEST if not r.is_dir()]
     if missing:
-        pytest.skip(f"prepared expression test folders not found: {missing}; {ev.PREPARE_HINT}")
-    return list(ev.DEFAULT_EXPRESSION_TEST)
+        pytest.skip(f"prepared expression test folders not found: {missing}; {jd.PREPARE_HINT}")
+    return list(jd.DEFAULT_EXPRESSION_TEST)
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +82,10 @@ def test_identity_generator_scores_no_success_and_full_preservation(judges, expr
 
 def test_real_faces_labelled_positive_are_read_as_often_as_the_judges_recall(judges):
     root = data_path("celeba_hq_128")
-    judge, spec = ev.load_judge(judges, ev.ATTRIBUTE_JUDGE)
+    judge, spec = jd.load_judge(judges, jd.ATTRIBUTE_JUDGE)
     space = LabelSpace((celeba(CELEBA_ATTRIBUTES),))
     faces = ev.load_test_faces(space, 64, root, limit=400)[0]
-    pred = ev.judge_predictions(judge, faces.images)
+    pred = jd.judge_predictions(judge, faces.images)
     for name in ("Male", "Smiling", "Young", "Black_Hair"):
         j = CELEBA_ATTRIBUTES.index(name)
         positive = faces.attributes[:, j] == 1
@@ -99,10 +100,10 @@ def test_real_faces_labelled_positive_are_read_as_often_as_the_judges_recall(jud
 
 
 def test_expression_judge_reads_real_expression_faces(judges, expression_roots):
-    judge, spec = ev.load_judge(judges, ev.EXPRESSION_JUDGE)
+    judge, spec = jd.load_judge(judges, jd.EXPRESSION_JUDGE)
     space = LabelSpace((expressions(),))
     faces = ev.load_test_faces(space, 64, expression_roots=expression_roots, limit=300)[0]
-    pred = ev.judge_predictions(judge, faces.images)
+    pred = jd.judge_predictions(judge, faces.images)
     accuracy = float((pred == faces.values.argmax(1)).float().mean())
     assert accuracy > 1.5 / len(judge.names)  # far above chance
     assert accuracy == pytest.approx(spec["accuracy_overall"], abs=0.1)
@@ -134,4 +135,4 @@ def test_cli_writes_table_json_grid_and_card(judges, expression_roots, joint_fol
 
 def test_missing_judges_say_how_to_make_them(tmp_path):
     with pytest.raises(ev.EvaluationError, match="train-judges"):
-        ev.load_judge(tmp_path, ev.ATTRIBUTE_JUDGE)
+        jd.load_judge(tmp_path, jd.ATTRIBUTE_JUDGE)
