@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -305,7 +306,7 @@ class Trainer:
         d_view = None
         if cfg.diffaug:  # its own generator, so the other draws are the same with and without it
             aug_rng = step_generator(cfg.seed, self.step, source + 8)
-            d_view = lambda t: augment(t, cfg.diffaug, aug_rng)  # noqa: E731
+            d_view = partial(augment, policy=cfg.diffaug, gen=aug_rng)
         metrics: dict[str, torch.Tensor] = {}
         warming_up = self.step < cfg.d_cls_warmup
 
