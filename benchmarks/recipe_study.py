@@ -3,6 +3,8 @@
 
     python benchmarks/recipe_study.py evaluate RUN_DIR [RUN_DIR ...] [--every 400] [--limit 200]
     python benchmarks/recipe_study.py plot --out benchmarks/recipe_study.png
+    python benchmarks/recipe_study.py table          # the points as a Markdown table
+    python benchmarks/recipe_study.py fooling CHECKPOINT   # did G learn to fool its teacher? judge vs teacher
 
 ``evaluate`` scores every ``--every``-th checkpoint of each run (G's moving average, as exported) with
 ``stargan.evaluate`` on the same held-out faces and key labels, scored as a user sees the edit (the face plus G's
@@ -107,6 +109,60 @@ def plot(out: Path, runs: list[str] | None = None) -> None:
     fig.savefig(out, dpi=80)
 
 
+@torch.inference_mode()
+def fooling(path: Path, limit: int, labels: tuple[str, ...]) -> str:
+    """Whether G learnt to fool the teacher: on the same edits (the face plus G's change), how often the teacher
+    and the judge each read the target. A G that fools its teacher scores far higher with it than with the
+    judge, which never took part in training."""
+    import torch.nn.functional as F
+
+    from stargan.evaluate import _user_view, load_test_faces
+    from stargan.inference import Editor
+    from stargan.judges import ATTRIBUTE_JUDGE, load_judge
+    from stargan.teacher import load_teacher
+
+    model, info = load_checkpoint_model(path)
+    editor = Editor(model, precision="bf16")
+    judge, _ = load_judge(DEFAULT_JUDGES, ATTRIBUTE_JUDGE)
+    teacher = load_teacher(ROOT / "benchmarks" / "teacher")
+    space = model.config.label_space
+    d = next(d for d in space.datasets if d.kind == "binary")
+    faces = load_test_faces(space, 128, limit=limit, datasets=[d.name])[0]
+    size = model.config.image_size
+    x = F.interpolate(faces.images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    source = editor.read_labels(x)
+    rows = [f"{path} (step {info['step']}, {info['cpu_time'] / 60:.1f} CPU min), {len(x)} held-out faces:", "",
+            "| target | judge reads it | teacher reads it |", "|---|---:|---:|"]
+    for name, target in space.single_domain_targets(d.name, faces.values):
+        if name not in labels:
+            continue
+        wanted = target[:, d.index(name)]
+        edited = _user_view(editor, faces.images, x, source, name, wanted)
+        reads = {}
+        for who, clf in (("judge", judge), ("teacher", teacher)):
+            pred = clf.read(edited)[0][:, clf.names.index(name)]
+            reads[who] = 100 * float((pred == (wanted > 0.5).float()).float().mean())
+        rows.append(f"| {name} | {reads['judge']:.1f}% | {reads['teacher']:.1f}% |")
+    return "\n".join(rows)
+
+
+def table(runs: list[str] | None = None) -> str:
+    """Markdown: one row per evaluated checkpoint, runs in turn."""
+    rows = ["| run | step | G steps | CPU min | hair (4) | Male | Young | Smiling | Eyeglasses | happy, surprised "
+            "| preservation |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in sorted(STUDY.glob("*.json")):
+        doc = json.loads(path.read_text())
+        name = Path(doc["run"]).name
+        if runs and name not in runs:
+            continue
+        for p in doc["points"]:
+            cells = [100 * sum(p["success"][n] for n in names) / len(names) for _, names in PANELS]
+            keep = 100 * sum(p["preservation"].values()) / len(p["preservation"])
+            rows.append(f"| {name} | {p['step']} | {p['g_updates']} | {p['cpu_minutes']:.1f} | "
+                        + " | ".join(f"{c:.1f}" for c in cells) + f" | {keep:.1f} |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -119,14 +175,24 @@ def main() -> int:
     pl = sub.add_parser("plot")
     pl.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "recipe_study.png")
     pl.add_argument("--runs", nargs="*", help="run names to draw (default: all in benchmarks/study)")
+    fo = sub.add_parser("fooling", help="judge vs teacher on the same edits of one checkpoint")
+    fo.add_argument("checkpoint", type=Path)
+    fo.add_argument("--limit", type=int, default=300)
+    fo.add_argument("--labels", default=",".join(n for n in KEY_LABELS if n not in ("happy", "surprised")))
+    tb = sub.add_parser("table")
+    tb.add_argument("--runs", nargs="*", help="run names to list (default: all in benchmarks/study)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("stargan").setLevel(logging.WARNING)
     torch.set_num_threads(1)
     if args.cmd == "evaluate":
         evaluate_runs(args.runs, args.every, args.limit, tuple(args.labels.split(",")), args.judges)
-    else:
+    elif args.cmd == "fooling":
+        print(fooling(args.checkpoint, args.limit, tuple(args.labels.split(","))))
+    elif args.cmd == "plot":
         plot(args.out, args.runs)
+    else:
+        print(table(args.runs))
     return 0
 
 

@@ -6,18 +6,21 @@ starts from one; flags given on the command line still override it. The name is 
   n_critic 5, another face's labels as targets.
 * ``shipped-v1``: what trained the first release model on two CPU cores: all 40 attributes, 64 px, G 32/4,
   D 32/5, the paper's losses with the penalty on every 2nd D step and n_critic 2, bf16.
-* ``cpu``: the recipe the study in benchmarks/RESULTS.md ("Recipe study") found to learn the most per CPU
-  hour: the shipped-v1 size with G starting at the identity (residual head), resize-convolution upsampling,
-  the non-saturating loss with lazy R1 and a G step every step, 1-3 attribute edits as targets, D's inputs
-  augmented (DiffAugment) and D_cls warmed up on real faces first.
+* ``cpu``: the recipe that learnt the most per CPU hour in the study (benchmarks/RESULTS.md, "Recipe study"):
+  shipped-v1 plus a frozen teacher classifier (``benchmarks/teacher``, stargan.teacher) on G's output. The other
+  candidates (residual or attention head, resize upsampling, log loss + R1 with a G step every step, 1-3 edits as
+  targets, DiffAugment, D_cls warm-up) stay options; none beat shipped-v1 in the study's runs.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .domains import CELEBA_ATTRIBUTES
 from .face import CELEBA_HQ_128_TEMPLATE
+
+STUDY_TEACHER = Path(__file__).resolve().parents[1] / "benchmarks" / "teacher"
 
 _SMALL_CPU_MODEL: dict[str, Any] = {
     "celeba_attrs": list(CELEBA_ATTRIBUTES), "image_size": 64, "g_conv_dim": 32, "g_repeat_num": 4,
@@ -28,17 +31,15 @@ _SMALL_CPU_MODEL: dict[str, Any] = {
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {},
     "shipped-v1": {**_SMALL_CPU_MODEL, "gp_every": 2, "n_critic": 2},
-    "cpu": {**_SMALL_CPU_MODEL, "g_head": "residual", "g_upsample": "resize", "adv_loss": "log", "r1_gamma": 1.0,
-            "gp_every": 4, "n_critic": 1, "target_mode": "edit", "max_edits": 3, "diffaug": "translation,cutout",
-            "d_cls_warmup": 300},
+    "cpu": {**_SMALL_CPU_MODEL, "gp_every": 2, "n_critic": 2, "teacher": str(STUDY_TEACHER), "lambda_teacher": 1.0},
 }
 
 
 SUMMARIES = {
     "paper": "the paper exactly: 5 attributes, 128 px, width 64, WGAN-GP, n_critic 5, 200k steps",
     "shipped-v1": "the first release model's: all 40 attributes, 64 px, G 32/4, D 32/5, WGAN-GP, bf16",
-    "cpu": "the most learnt per CPU hour (benchmarks/RESULTS.md, Recipe study): shipped-v1's size, residual G, "
-           "log loss + R1, 1-3 edits as targets, DiffAugment, D_cls warm-up",
+    "cpu": "the most learnt per CPU hour (benchmarks/RESULTS.md, Recipe study): shipped-v1 plus a frozen teacher "
+           "classifier (benchmarks/teacher) on G's output",
 }
 
 

@@ -4,6 +4,7 @@ the attention mask's regularisers, D_cls warm-up, and the named presets of train
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,24 +120,28 @@ def test_option_combinations_that_would_do_nothing_are_refused():
                        ({"target_mode": "random"}, "target-mode"), ({"diffaug": "flip"}, "augmentation")):
         with pytest.raises(ValueError, match=match):
             check_options(TrainConfig(**bad))
-    check_options(TrainConfig(**recipe("cpu")))
+    check_options(TrainConfig(**recipe("cpu"), celeba_dir="data"))
+    with pytest.raises(ValueError, match="needs --celeba-dir"):
+        check_options(TrainConfig(**recipe("cpu")))
 
 
 def test_recipes_are_train_config_values():
     assert RECIPES["paper"] == {}
     for name in RECIPES:
         TrainConfig(**recipe(name))  # every key is a TrainConfig field
-    assert recipe("cpu")["g_head"] == "residual"
+    assert (Path(recipe("cpu")["teacher"]) / "teacher.safetensors").is_file()  # the study's teacher ships
 
 
-def test_a_recipe_trains_end_to_end_with_warm_up_and_flags_override_it(celeba_dir, tmp_path):
+def test_the_study_options_train_end_to_end_over_a_recipe(celeba_dir, tmp_path):
     run_dir = tmp_path / "run"
-    args = ["--recipe", "cpu", "--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS),
-            "--celeba-test-size", "4", *TINY, "--n-critic", "1", "--d-cls-warmup", "3", "--num-iters", "6",
+    stack = ["--g-head", "residual", "--g-upsample", "resize", "--adv-loss", "log", "--r1-gamma", "1", "--gp-every",
+             "4", "--target-mode", "edit", "--diffaug", "translation,cutout", "--d-cls-warmup", "3"]
+    args = ["--recipe", "shipped-v1", "--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS),
+            "--celeba-test-size", "4", *TINY, *stack, "--n-critic", "1", "--num-iters", "6",
             "--sample-every", "0", "--checkpoint-every", "0", "--run-dir", str(run_dir)]
     assert train.main(args) == 0
     options = json.loads((run_dir / "options.json").read_text())
-    assert options["recipe"] == "cpu" and options["g_head"] == "residual" and options["adv_loss"] == "log"
+    assert options["recipe"] == "shipped-v1" and options["g_head"] == "residual" and options["adv_loss"] == "log"
     assert options["image_size"] == 32 and options["celeba_attrs"] == ATTRS  # flags over the preset
     rows = metrics(run_dir)
     # Warm-up: D_cls alone on real faces (no adversarial term, no G step) for 3 steps, then both.
@@ -164,7 +169,7 @@ def test_a_teacher_joins_g_loss_and_is_not_a_judge(celeba_dir, tmp_path):
         load_teacher(DEFAULT_JUDGES)  # the judges' folder holds no teacher, and a judge cannot be loaded as one
     run_dir = tmp_path / "run"
     args = ["--recipe", "cpu", "--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS),
-            "--celeba-test-size", "4", *TINY, "--d-cls-warmup", "0", "--num-iters", "2", "--sample-every", "0",
+            "--celeba-test-size", "4", *TINY, "--n-critic", "1", "--num-iters", "2", "--sample-every", "0",
             "--checkpoint-every", "0", "--teacher", str(tmp_path / "teacher"), "--run-dir", str(run_dir)]
     assert train.main(args) == 0
     assert all(r["G/celeba/teacher"] > 0 for r in metrics(run_dir) if "G/celeba/total" in r)
