@@ -24,7 +24,6 @@ alone, which bilinear upsampling reproduces exactly: the guided filter must not 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -39,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stargan.face import UPSAMPLES, FaceError, crop_mask, paste_delta, warp_to_crop  # noqa: E402
+from stargan.face import UPSAMPLES, FaceError, crop_mask, model_pixel, paste_delta, warp_to_crop  # noqa: E402
 
 SHARP_CHANGE = (70.0, 45.0, 0.0)  # RGB, added inside the sharp mask: dark hair turned warm and light
 SMOOTH_CHANGE = (18.0, 8.0, -12.0)  # RGB amplitude of the smooth part
@@ -60,9 +59,9 @@ def known_edit(photo: np.ndarray, matrix: np.ndarray, size: int, feather: float,
     band (H, W) bool: pixels within one model pixel of the sharp mask's edges, inside the footprint)."""
     alpha = to_photo(crop_mask(size, feather), matrix, photo.shape)
     footprint = alpha > 0
-    model_pixel = 1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    scale = model_pixel(matrix)
     # regions, not texture: the photo's grey level smoothed over about a model pixel (edges kept), thresholded
-    grey = cv2.medianBlur(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), 2 * round(model_pixel / 2) + 1)
+    grey = cv2.medianBlur(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), 2 * round(scale / 2) + 1)
     threshold, _ = cv2.threshold(grey[alpha > 0.5].reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     mask = (grey < threshold).astype(np.float32) if sharp else np.zeros(grey.shape, np.float32)
     full = mask[:, :, None] * np.asarray(SHARP_CHANGE, np.float32)
@@ -72,7 +71,7 @@ def known_edit(photo: np.ndarray, matrix: np.ndarray, size: int, feather: float,
     truth = np.clip(np.rint(photo + alpha[:, :, None] * full), 0, 255).astype(np.uint8)
     small = warp_to_crop(np.ascontiguousarray(full - to_photo(smooth_crop, matrix, photo.shape)), matrix, size,
                          border="constant") + smooth_crop
-    k = 2 * max(1, round(model_pixel)) + 1
+    k = 2 * max(1, round(scale)) + 1
     kernel = np.ones((k, k), np.uint8)
     edges = cv2.dilate(mask, kernel) != cv2.erode(mask, kernel)
     return truth, small.astype(np.float32), footprint, edges & footprint
@@ -182,7 +181,7 @@ def run_known(editor, paths: list[Path], sweep: bool) -> None:
     pixels = []
     for _, prepared in prepared_photos(editor, paths):
         f = prepared.faces[0]
-        pixels.append(1.0 / math.sqrt(abs(np.linalg.det(f.matrix[:, :2]))))
+        pixels.append(model_pixel(f.matrix))
         for key, kw in settings.items():
             full, band = known_errors(prepared.photo, f.matrix, editor.image_size, editor.feather, True, **kw)
             smooth, _ = known_errors(prepared.photo, f.matrix, editor.image_size, editor.feather, False, **kw)

@@ -487,19 +487,24 @@ def paste_back(
     return _paste(photo, crop.shape[0], matrix, feather, mask, blend)
 
 
-def guided_upsample(change: np.ndarray, guide: np.ndarray, model_pixel: float, radius: float = GUIDED_RADIUS,
+def model_pixel(matrix: np.ndarray) -> float:
+    """How many photo pixels one pixel of the crop spans, for a photo -> crop similarity ``matrix``."""
+    return 1.0 / math.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2])))
+
+
+def guided_upsample(change: np.ndarray, guide: np.ndarray, scale: float, radius: float = GUIDED_RADIUS,
                     eps: float = GUIDED_EPS, colour: bool = GUIDED_COLOUR) -> np.ndarray:
     """An edit's change, already bilinearly upsampled to the photo, made to follow the photo's own edges.
 
     The guided filter (He et al., TPAMI 2013; used for exactly this by Wu et al., CVPR 2018), OpenCV contrib's
     ``cv2.ximgproc.guidedFilter``: in each window the change is fitted as a linear function of the photo
     (`guide`, (h, w, 3) uint8 or float 0..255), so where the photo has an edge the change can step with it.
-    `model_pixel` is how many photo pixels one pixel of the model's crop spans; the window radius is
+    `scale` is how many photo pixels one pixel of the model's crop spans (model_pixel); the window radius is
     `radius` model pixels, `eps` the regularisation (guide in [0, 1]: larger keeps the change smoother),
     `colour` guides by RGB (else by luminance). Faces at or below the model's own size are returned as given.
     """
-    r = round(radius * model_pixel)
-    if model_pixel <= 1.0 or r < 1:
+    r = round(radius * scale)
+    if scale <= 1.0 or r < 1:
         return change
     guide = np.asarray(guide, dtype=np.float32) / 255.0
     if not colour:
@@ -526,12 +531,11 @@ def paste_delta(
     if upsample not in UPSAMPLES:
         raise ValueError(f"upsample {upsample!r}: use one of {', '.join(UPSAMPLES)}")
     delta = np.asarray(delta, dtype=np.float32)
-    model_pixel = 1.0 / math.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2])))
 
     def blend(region, weights, roi):
-        change = _warp_back(delta, matrix, roi)
-        if upsample == "guided":
-            change = guided_upsample(change, region, model_pixel, radius, eps, colour)
+        if upsample == "bilinear":  # the default and the slider's hot path: one warp of the masked change
+            return region + _warp_back(delta * weights[:, :, None], matrix, roi)
+        change = guided_upsample(_warp_back(delta, matrix, roi), region, model_pixel(matrix), radius, eps, colour)
         return region + _warp_back(weights, matrix, roi)[:, :, None] * change
 
     return _paste(photo, delta.shape[0], matrix, feather, mask, blend)
@@ -542,8 +546,7 @@ def face_view(image: np.ndarray, matrix: np.ndarray, size: int, max_side: int = 
     resolution (capped at `max_side`, never below `size`): the framing the model sees, the photo's detail.
     Parts outside the photo are black."""
     matrix = np.asarray(matrix, dtype=np.float64)
-    model_pixel = 1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    side = int(min(max_side, max(size, round(size * model_pixel))))
+    side = int(min(max_side, max(size, round(size * model_pixel(matrix)))))
     k = side / size
     scaled = matrix * k
     scaled[:, 2] += (k - 1) / 2  # pixel centres: q' = k (q + 0.5) - 0.5
