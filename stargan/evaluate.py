@@ -63,8 +63,8 @@ from .judges import (
     PROJECT_ROOT,
     EvaluationError,
     Judge,
-    _tensors,
     class_accuracy,
+    dataset_tensors,
     load_judge,
     train_judges,
 )
@@ -113,7 +113,7 @@ def load_test_faces(space: LabelSpace, image_size: int, celeba_root: Path = DATA
                                       "judge knows CelebA's 40 attributes only")
             full = CelebADataset(celeba_root, celeba(CELEBA_ATTRIBUTES), "test", image_size=image_size)
             subset, available = _subset(full, limit, seed)
-            images, attributes = _tensors(subset)
+            images, attributes = dataset_tensors(subset)
             columns = [CELEBA_ATTRIBUTES.index(n) for n in d.names]
             out.append(TestFaces(d.name, images, attributes[:, columns], attributes, [f"{celeba_root} (test split)"],
                                  available))
@@ -123,7 +123,7 @@ def load_test_faces(space: LabelSpace, image_size: int, celeba_root: Path = DATA
                 raise EvaluationError(f"expression test folder(s) not found: {missing}; pass --expression-roots, "
                                       f"or {PREPARE_HINT}")
             subset, available = _subset(ExpressionDataset(expression_roots, d, image_size=image_size), limit, seed)
-            images, values = _tensors(subset)
+            images, values = dataset_tensors(subset)
             out.append(TestFaces(d.name, images, values, None, [str(r) for r in expression_roots], available))
     return out
 

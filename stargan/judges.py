@@ -131,7 +131,7 @@ def load_judge(folder: str | Path, name: str) -> tuple[Judge, dict[str, Any]]:
     return judge.eval().requires_grad_(False), spec
 
 
-def _tensors(dataset: Dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def dataset_tensors(dataset: Dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """All (images, values) of a dataset as two tensors (decoded once; the datasets are small)."""
     xs, ys = [], []
     for x, y in DataLoader(dataset, batch_size=batch_size, num_workers=0):
@@ -213,11 +213,11 @@ def class_accuracy(pred: torch.Tensor, target: torch.Tensor, names: Sequence[str
     return out
 
 
-def measure_attribute_judge(judge: Judge, celeba_root: Path) -> dict[str, Any]:
+def measure_attribute_judge(judge: nn.Module, celeba_root: Path) -> dict[str, Any]:
     """The attribute judge on CelebA's whole test split: accuracy per attribute, and recall on the faces labelled
     positive (what an edit's success is compared with: a flipped-on attribute is judged on faces that lack it)."""
     labels = celeba(CELEBA_ATTRIBUTES)
-    xt, yt = _tensors(CelebADataset(celeba_root, labels, "test", image_size=JUDGE_SIZE))
+    xt, yt = dataset_tensors(CelebADataset(celeba_root, labels, "test", image_size=JUDGE_SIZE))
     pred = judge_predictions(judge, xt)
     per = binary_accuracy(pred, yt, labels.names)
     majority = binary_accuracy((yt.mean(0, keepdim=True) > 0.5).float().expand_as(yt), yt, labels.names)
@@ -248,7 +248,7 @@ def train_judges(out: Path, celeba_root: Path, expression_train: Sequence[Path],
 
     if ATTRIBUTE_JUDGE in which:
         labels = celeba(CELEBA_ATTRIBUTES)
-        x, y = _tensors(CelebADataset(celeba_root, labels, "train", image_size=JUDGE_SIZE))
+        x, y = dataset_tensors(CelebADataset(celeba_root, labels, "train", image_size=JUDGE_SIZE))
         judge = Judge(BINARY, labels.names)
         n_epochs, n_shift = recipe(ATTRIBUTE_JUDGE)
         info = train_classifier(judge, x, y, n_epochs, batch_size, lr, precision, seed, shift=n_shift)
@@ -260,7 +260,7 @@ def train_judges(out: Path, celeba_root: Path, expression_train: Sequence[Path],
                  metrics["majority_baseline_mean"])
     if EXPRESSION_JUDGE in which:
         labels = expressions(RAFD_EXPRESSIONS)
-        x, y = _tensors(ExpressionDataset(expression_train, labels, image_size=JUDGE_SIZE))
+        x, y = dataset_tensors(ExpressionDataset(expression_train, labels, image_size=JUDGE_SIZE))
         counts = y.sum(0)
         weight = (counts.sum() / counts.clamp(min=1)).sqrt()
         weight = weight / weight.mean()  # inverse-sqrt frequency: the rare classes are not ignored
@@ -272,11 +272,11 @@ def train_judges(out: Path, celeba_root: Path, expression_train: Sequence[Path],
         del x, y
         per_set = {}
         for root in expression_test:
-            xt, yt = _tensors(ExpressionDataset([root], labels, image_size=JUDGE_SIZE))
+            xt, yt = dataset_tensors(ExpressionDataset([root], labels, image_size=JUDGE_SIZE))
             pred, target = judge_predictions(judge, xt), yt.argmax(1)
             per_set[str(root)] = {"images": len(xt), "accuracy": round(float((pred == target).float().mean()), 4),
                                   "per_class": class_accuracy(pred, target, labels.names)}
-        xt, yt = _tensors(ExpressionDataset(expression_test, labels, image_size=JUDGE_SIZE))
+        xt, yt = dataset_tensors(ExpressionDataset(expression_test, labels, image_size=JUDGE_SIZE))
         pred, target = judge_predictions(judge, xt), yt.argmax(1)
         per = class_accuracy(pred, target, labels.names)
         metrics = {"data": {"train": [str(p) for p in expression_train], "test": [str(p) for p in expression_test],

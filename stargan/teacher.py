@@ -103,21 +103,16 @@ def load_teacher(folder: str | Path) -> Teacher:
 def train_teacher(out: Path, celeba_root: Path, epochs: int = 4, seed: int = 101, command: str = "") -> dict[str, Any]:
     from .data import CelebADataset
     from .domains import celeba
-    from .judges import JUDGE_SIZE, _tensors, binary_accuracy, train_classifier
+    from .judges import JUDGE_SIZE, dataset_tensors, measure_attribute_judge, train_classifier
 
-    labels = celeba(CELEBA_ATTRIBUTES)
-    x, y = _tensors(CelebADataset(celeba_root, labels, "train", image_size=JUDGE_SIZE))
-    teacher = Teacher(labels.names)
+    x, y = dataset_tensors(CelebADataset(celeba_root, celeba(CELEBA_ATTRIBUTES), "train", image_size=JUDGE_SIZE))
+    teacher = Teacher(CELEBA_ATTRIBUTES)
     info = train_classifier(teacher, x, y, epochs, batch_size=64, lr=2e-3, precision="bf16", seed=seed)
     del x, y
     teacher.eval()
-    xt, yt = _tensors(CelebADataset(celeba_root, labels, "test", image_size=JUDGE_SIZE))
-    with torch.inference_mode():
-        pred = torch.cat([teacher.read(xt[i: i + 256])[0] for i in range(0, len(xt), 256)])
-    per = binary_accuracy(pred, yt, labels.names)
+    # measured on the test split exactly as the attribute judge is
     metrics = {"training": {**info, "seed": seed}, "command": command,
-               "data": {"train": f"{celeba_root} (train split)", "test": f"{celeba_root} (test split)"},
-               "accuracy_mean": round(sum(per.values()) / len(per), 4), "accuracy": per}
+               **measure_attribute_judge(teacher, celeba_root)}
     save_teacher(teacher, out, metrics)
     log.info("teacher: mean held-out accuracy %.4f, saved in %s", metrics["accuracy_mean"], out)
     return metrics
