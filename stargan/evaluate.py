@@ -280,13 +280,15 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                 part = slice(i, i + batch_size)
                 xb = x[part]
                 with autocast(device, precision):
+                    measure_rec = rec_limit is None or i < rec_limit
+                    fake = g(xb, c_trg[part]).float().clamp(-1, 1) if editor is None or measure_rec else None
                     if editor is None:
-                        edited = g(xb, c_trg[part]).float().clamp(-1, 1)
+                        edited = fake
                     else:
                         value = target[part, d.index(name)]
                         edited = _user_view(editor, shown[part], xb, source[part], name, value)
-                    if rec_limit is None or i < rec_limit:
-                        rec = g(g(xb, c_trg[part]).float().clamp(-1, 1), c_org[part]).float()
+                    if measure_rec:
+                        rec = g(fake, c_org[part]).float()
                         l1 += float((rec - xb).abs().mean(dim=(1, 2, 3)).sum())
                         n_rec += len(xb)
                     attr_fake, feats = attr_judge.read(edited)
