@@ -56,6 +56,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                         "attention (GANimation's colour + mask)"),
     "g_upsample": ("model", "G's upsampling: deconv (the paper's transposed convolutions) or resize "
                             "(nearest x2 then 3x3 convolution, no checkerboard)"),
+    "g_condition": ("model", "G's label input: target (the paper) or difference (STGAN: target minus the face's "
+                             "own labels, so zero means no change)"),
     "adv_loss": ("recipe", "adversarial loss: wgan-gp (the paper) or log (non-saturating; with --r1-gamma as in "
                            "StarGAN v2)"),
     "lambda_cls": ("recipe", "weight of the domain classification loss (the paper: 1)"),
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     from stargan.augment import POLICIES
     from stargan.config import TrainConfig
     from stargan.losses import ADV_LOSSES
-    from stargan.models import G_HEADS, G_UPSAMPLES
+    from stargan.models import G_CONDITIONS, G_HEADS, G_UPSAMPLES
     from stargan.recipes import RECIPES, describe
     from stargan.trainer import TARGET_MODES
 
@@ -129,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         "celeba_attrs": dict(type=str),
         "expression_dirs": dict(type=str, action="append", dest="expression_dirs", metavar="DIR"),
         "template": dict(type=str),
-        "g_head": dict(choices=G_HEADS), "g_upsample": dict(choices=G_UPSAMPLES), "adv_loss": dict(choices=ADV_LOSSES),
+        "g_head": dict(choices=G_HEADS), "g_upsample": dict(choices=G_UPSAMPLES),
+        "g_condition": dict(choices=G_CONDITIONS), "adv_loss": dict(choices=ADV_LOSSES),
         "target_mode": dict(choices=TARGET_MODES), "precision": dict(choices=("fp32", "bf16", "fp16")),
         "diffaug": dict(metavar="|".join(POLICIES)),
     }

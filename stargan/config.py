@@ -32,6 +32,7 @@ class ModelConfig:
     d_repeat_num: int = 6
     g_head: str = "image"  # image (the paper) | residual | attention (models.Generator)
     g_upsample: str = "deconv"  # deconv (the paper) | resize
+    g_condition: str = "target"  # target (the paper) | difference (STGAN: target minus source labels)
 
     @property
     def g_label_dim(self) -> int:
@@ -81,6 +82,7 @@ class TrainConfig:
     d_repeat_num: int = 6
     g_head: str = "image"  # image (the paper) | residual | attention
     g_upsample: str = "deconv"  # deconv (the paper) | resize
+    g_condition: str = "target"  # target (the paper) | difference (STGAN: G reads target minus source labels)
     # losses
     adv_loss: str = "wgan-gp"  # wgan-gp (the paper) | log (non-saturating; with r1_gamma, StarGAN v2's)
     lambda_cls: float = 1.0

@@ -213,7 +213,7 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
     what ``scoring`` shows (module docstring) with the judges.
 
     ``model`` is a weights folder path or a :class:`stargan.weights.LoadedModel` (its ``generator`` may be any
-    module called as ``G(x, c)``). ``precision`` "auto" is bf16 autocast where the CPU computes bf16 natively,
+    module called as ``G(x, c, source=c_source)``). ``precision`` "auto" is bf16 autocast where the CPU computes bf16 natively,
     else fp32. Reconstruction is measured on the first ``rec_limit`` faces of each dataset (rounded up to whole
     batches; None: all), since it costs a second pass of G per face and target.
     """
@@ -281,14 +281,15 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                 xb = x[part]
                 with autocast(device, precision):
                     measure_rec = rec_limit is None or i < rec_limit
-                    fake = g(xb, c_trg[part]).float().clamp(-1, 1) if editor is None or measure_rec else None
+                    fake = g(xb, c_trg[part], source=c_org[part]).float().clamp(-1, 1) \
+                        if editor is None or measure_rec else None
                     if editor is None:
                         edited = fake
                     else:
                         value = target[part, d.index(name)]
                         edited = _user_view(editor, shown[part], xb, source[part], name, value)
                     if measure_rec:
-                        rec = g(fake, c_org[part]).float()
+                        rec = g(fake, c_org[part], source=c_trg[part]).float()
                         l1 += float((rec - xb).abs().mean(dim=(1, 2, 3)).sum())
                         n_rec += len(xb)
                     attr_fake, feats = attr_judge.read(edited)

@@ -164,13 +164,13 @@ class LabelFoldedGenerator(torch.nn.Module):
                 and first.in_channels == 3 + generator.c_dim and first.groups == 1):
             raise ValueError("G's first layer is not the expected label-concatenating convolution")
         self.c_dim = generator.c_dim
+        self.label_input = generator.label_input
         self.first = first
         self.rest = generator.main[1:]
         self.finish = generator.finish
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        if c.shape[-1] != self.c_dim:
-            raise ValueError(f"G expects labels of length {self.c_dim}, got {c.shape[-1]}")
+    def forward(self, x: torch.Tensor, c: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.label_input(c, source)
         w = self.first.weight
         pad = self.first.padding
         b, _, h, wd = x.shape
@@ -274,10 +274,10 @@ class Editor:
             for name in ("fp32", "bf16", "fp32", "bf16"):  # interleaved: fair to both under load
                 ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if name == "bf16" else nullcontext()
                 with ctx:
-                    G(x, c)
+                    G(x, c, source=c)
                     t0 = time.perf_counter()
                     for _ in range(3):
-                        y = G(x, c)
+                        y = G(x, c, source=c)
                     dt = (time.perf_counter() - t0) / 3
                 times[name] = min(times.get(name, float("inf")), dt)
                 outs[name] = y.float()
@@ -373,9 +373,10 @@ class Editor:
         return self.space.values(full, dataset=d.name)
 
     # ---- translating ---------------------------------------------------------------------------------------------
-    def _g(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def _g(self, x: torch.Tensor, c: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """G(x, c) for faces whose own labels (G's layout) are ``source``."""
         with torch.inference_mode(), self._autocast():
-            return self.generator(x.to(self.device), c.to(self.device)).float().cpu()
+            return self.generator(x.to(self.device), c.to(self.device), source=source.to(self.device)).float().cpu()
 
     def _run(self, x: torch.Tensor, source: torch.Tensor, settings: Mapping[str, float], mode: str,
              caches: Sequence[dict[str, torch.Tensor]] | None = None, strength: float = 1.0) -> torch.Tensor:
@@ -398,21 +399,20 @@ class Editor:
             changed = (tgt - src).abs().amax(1) > 1e-6
             if not bool(changed.any()):
                 continue
-            c_t = self.space.g_label(tgt, d.name)
+            c_t, c_s = self.space.g_label(tgt, d.name), self.space.g_label(src, d.name)
             if mode == "delta":
-                c_s = self.space.g_label(src, d.name)
                 cached = first and caches is not None and all(d.name in cache for cache in caches)
                 if cached:
-                    y_t, y_s = self._g(current, c_t), torch.stack([cache[d.name] for cache in caches])
+                    y_t, y_s = self._g(current, c_t, c_s), torch.stack([cache[d.name] for cache in caches])
                 else:
-                    y = self._g(torch.cat([current, current]), torch.cat([c_t, c_s]))
+                    y = self._g(torch.cat([current, current]), torch.cat([c_t, c_s]), torch.cat([c_s, c_s]))
                     y_t, y_s = y[: len(x)], y[len(x):]
                     if first and caches is not None:
                         for cache, row in zip(caches, y_s, strict=True):
                             cache[d.name] = row
                 step = y_t - y_s
             else:
-                step = self._g(current, c_t) - current
+                step = self._g(current, c_t, c_s) - current
             step = step * strength
             if d.kind == CATEGORICAL:  # keep the photo's colour: the expression data is mostly grayscale
                 step = within_gamut(luminance(step), current)

@@ -142,11 +142,11 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
     attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss."""
     use_mask = lambda_mask > 0 or lambda_mask_tv > 0
     if use_mask:
-        fake, mask = G(real, c_trg, with_mask=True)
-        rec, rec_mask = G(fake, c_org, with_mask=True)
+        fake, mask = G(real, c_trg, with_mask=True, source=c_org)
+        rec, rec_mask = G(fake, c_org, with_mask=True, source=c_trg)
     else:
-        fake = G(real, c_trg)
-        rec = G(fake, c_org)
+        fake = G(real, c_trg, source=c_org)
+        rec = G(fake, c_org, source=c_trg)
     seen = augment(fake) if augment is not None else fake
     fake_src, fake_cls = D(seen)
     terms = {"adv": adversarial_g(fake_src, adv),

@@ -31,6 +31,7 @@ class ResidualBlock(nn.Module):
 
 G_HEADS = ("image", "residual", "attention")
 G_UPSAMPLES = ("deconv", "resize")
+G_CONDITIONS = ("target", "difference")
 
 
 class ResizeConv(nn.Module):
@@ -57,16 +58,23 @@ class Generator(nn.Module):
       near the identity and learns where to change.
 
     ``upsample``: the paper's transposed convolutions (``deconv``) or resize-then-convolve (``resize``).
+
+    ``condition``: what G reads as its label: the target labels (``target``, the paper) or, as STGAN (Liu et
+    al., CVPR 2019), the target minus the face's own labels (``difference``): zero asks for no change, so G
+    need not re-derive the face's attributes. The last ``keep_last`` entries (the mask vector) pass through as
+    the target's. A difference-conditioned G needs ``source`` on every call.
     """
 
     def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6, head: str = "image",
-                 upsample: str = "deconv") -> None:
+                 upsample: str = "deconv", condition: str = "target", keep_last: int = 0) -> None:
         super().__init__()
         if head not in G_HEADS:
             raise ValueError(f"unknown generator head {head!r}; choose one of {G_HEADS}")
         if upsample not in G_UPSAMPLES:
             raise ValueError(f"unknown generator upsampling {upsample!r}; choose one of {G_UPSAMPLES}")
-        self.c_dim, self.head = c_dim, head
+        if condition not in G_CONDITIONS:
+            raise ValueError(f"unknown generator conditioning {condition!r}; choose one of {G_CONDITIONS}")
+        self.c_dim, self.head, self.condition, self.keep_last = c_dim, head, condition, keep_last
         layers: list[nn.Module] = [
             nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False), _instance_norm(conv_dim), nn.ReLU(inplace=True),
         ]
@@ -92,12 +100,29 @@ class Generator(nn.Module):
                 layers[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, -3.0]))
         self.main = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, with_mask: bool = False):
-        """G's image; with ``with_mask`` (attention head only) also the mask M, for its regularisers."""
-        if c.shape[-1] != self.c_dim:
-            raise ValueError(f"G expects labels of length {self.c_dim}, got {c.shape[-1]}")
+    def forward(self, x: torch.Tensor, c: torch.Tensor, with_mask: bool = False,
+                source: torch.Tensor | None = None):
+        """G's image for target labels ``c`` (``source``: the face's own labels, used by a difference-conditioned
+        G); with ``with_mask`` (attention head only) also the mask M, for its regularisers."""
+        c = self.label_input(c, source)
         c = c.to(dtype=x.dtype).view(c.size(0), c.size(1), 1, 1).expand(-1, -1, x.size(2), x.size(3))
         return self.finish(x, self.main(torch.cat([x, c], dim=1)), with_mask)
+
+    def label_input(self, c: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
+        """The label vector G's first layer reads: the target, or the target minus ``source``."""
+        if c.shape[-1] != self.c_dim:
+            raise ValueError(f"G expects labels of length {self.c_dim}, got {c.shape[-1]}")
+        if self.condition == "target":
+            return c
+        if source is None:
+            raise ValueError("this G reads target minus source labels (condition 'difference'): pass source=, "
+                             "the face's own labels in G's layout")
+        if source.shape != c.shape:
+            raise ValueError(f"source labels {tuple(source.shape)} do not match the targets {tuple(c.shape)}")
+        diff = c - source
+        if self.keep_last:
+            diff = torch.cat([diff[:, :-self.keep_last], c[:, -self.keep_last:]], dim=1)
+        return diff
 
     def finish(self, x: torch.Tensor, out: torch.Tensor, with_mask: bool = False):
         """The output head applied to the body's last convolution ``out``."""
@@ -138,7 +163,9 @@ class Discriminator(nn.Module):
 
 
 def build_generator(config: ModelConfig) -> Generator:
-    return Generator(config.g_conv_dim, config.g_label_dim, config.g_repeat_num, config.g_head, config.g_upsample)
+    space = config.label_space
+    return Generator(config.g_conv_dim, config.g_label_dim, config.g_repeat_num, config.g_head, config.g_upsample,
+                     config.g_condition, keep_last=len(space.datasets) if space.has_mask else 0)
 
 
 def build_discriminator(config: ModelConfig) -> Discriminator:

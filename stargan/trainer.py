@@ -33,7 +33,7 @@ from .config import ModelConfig, TrainConfig
 from .data import CelebADataset, ExpressionDataset, StepBatchSampler
 from .domains import BINARY, LabelSpace, celeba, expressions
 from .losses import ADV_LOSSES, d_loss, g_loss
-from .models import G_HEADS, build_discriminator, build_generator, count_parameters
+from .models import G_CONDITIONS, G_HEADS, build_discriminator, build_generator, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def build_datasets(cfg: TrainConfig, labels: LabelSpace) -> dict[str, Dataset]:
 def model_config(cfg: TrainConfig, labels: LabelSpace) -> ModelConfig:
     return ModelConfig(label_space=labels, image_size=cfg.image_size, g_conv_dim=cfg.g_conv_dim,
                        g_repeat_num=cfg.g_repeat_num, d_conv_dim=cfg.d_conv_dim, d_repeat_num=cfg.d_repeat_num,
-                       g_head=cfg.g_head, g_upsample=cfg.g_upsample)
+                       g_head=cfg.g_head, g_upsample=cfg.g_upsample, g_condition=cfg.g_condition)
 
 
 TARGET_MODES = ("shuffle", "edit")
@@ -122,6 +122,8 @@ def check_options(cfg: TrainConfig) -> None:
     if (cfg.lambda_mask > 0 or cfg.lambda_mask_tv > 0) and cfg.g_head != "attention":
         raise ValueError(f"--lambda-mask/--lambda-mask-tv regularise the attention head's mask; --g-head is "
                          f"{cfg.g_head!r} (choose from {G_HEADS})")
+    if cfg.g_condition not in G_CONDITIONS:
+        raise ValueError(f"--g-condition {cfg.g_condition!r}: choose one of {G_CONDITIONS}")
     if cfg.target_mode not in TARGET_MODES:
         raise ValueError(f"--target-mode {cfg.target_mode!r}: choose one of {TARGET_MODES}")
     if cfg.max_edits < 1:
@@ -314,7 +316,7 @@ class Trainer:
         fake = None
         if not warming_up:
             with torch.no_grad(), autocast(self.device, cfg.precision):
-                fake = self.G(x, c_trg)
+                fake = self.G(x, c_trg, source=c_org)
         regularise = self.step % cfg.gp_every == 0
         with autocast(self.device, cfg.precision):
             loss, terms = d_loss(self.D_train, x, fake, values, labels, name, cfg.adv_loss, cfg.lambda_cls,
@@ -464,8 +466,9 @@ class Trainer:
             for d in self.labels.datasets:
                 base = values if d.name == name else torch.zeros(x.size(0), len(d))
                 for _, target in self.labels.single_domain_targets(d.name, base):
+                    c_src = self.labels.g_label(base, d.name).to(self.device)
                     with autocast(self.device, self.cfg.precision):
-                        columns.append(G(x, self.labels.g_label(target, d.name).to(self.device)).float())
+                        columns.append(G(x, self.labels.g_label(target, d.name).to(self.device), source=c_src).float())
             rows.append(torch.cat(columns, dim=3))
         grid = torch.cat(rows, dim=2)
         vutils.save_image(grid * 0.5 + 0.5, path, nrow=1, padding=0)

@@ -161,7 +161,7 @@ def test_binary_classification_is_summed_over_attributes_and_averaged_over_the_b
 
 
 class Identity(nn.Module):
-    def forward(self, x, c):
+    def forward(self, x, c, source=None):  # G's call: target labels, and the face's own (source)
         return x
 
 

@@ -28,7 +28,7 @@ LIMIT = 64
 class Identity(nn.Module):
     """A generator that returns its input unchanged, whatever the label."""
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         return x
 
 

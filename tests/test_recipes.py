@@ -14,7 +14,7 @@ import train
 from stargan.augment import augment, parse_policy
 from stargan.config import ModelConfig, TrainConfig
 from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, LabelSpace, celeba, expressions
-from stargan.inference import LabelFoldedGenerator
+from stargan.inference import Editor, LabelFoldedGenerator
 from stargan.losses import mask_regularisers, r1_penalty
 from stargan.models import Generator, build_generator
 from stargan.recipes import RECIPES, recipe
@@ -57,6 +57,34 @@ def test_every_head_and_upsampling_travel_in_a_weights_folder(head, upsample, tm
     assert torch.allclose(loaded.generator(x, c), G(x, c), atol=1e-6)
     # The inference fast path (label channels folded into the first convolution) keeps the head.
     assert torch.allclose(LabelFoldedGenerator(G)(x, c), G(x, c), atol=1e-5)
+
+
+def test_difference_conditioning_reads_target_minus_source_and_keeps_the_mask_vector(tmp_path):
+    space = LabelSpace((celeba(ATTRS), expressions()))
+    config = ModelConfig(space, image_size=32, g_conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=3,
+                         g_condition="difference")
+    torch.manual_seed(0)
+    G = build_generator(config)
+    plain = Generator(8, space.g_dim, 1)  # the same weights, fed the difference by hand
+    plain.load_state_dict(G.state_dict())
+    x = _faces()
+    src = space.g_label(torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]), "celeba")
+    trg = space.g_label(torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0]]), "celeba")
+    by_hand = trg - src
+    by_hand[:, -2:] = trg[:, -2:]  # the mask vector passes through: it still names the valid block
+    assert by_hand[:, :3].tolist() == [[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]] and by_hand[:, -2:].tolist() == [[1, 0]] * 2
+    assert torch.allclose(G(x, trg, source=src), plain(x, by_hand), atol=1e-6)
+    # No change asked: the same input as for any other face's own labels.
+    assert torch.allclose(G(x, src, source=src), G(x, trg, source=trg), atol=1e-6)
+    with pytest.raises(ValueError, match="pass source="):
+        G(x, trg)
+    save_weights(tmp_path, G, config)
+    loaded = load_weights(tmp_path)
+    assert loaded.config.g_condition == "difference"
+    assert torch.allclose(LabelFoldedGenerator(loaded.generator)(x, trg, source=src), G(x, trg, source=src),
+                          atol=1e-5)
+    with pytest.raises(ValueError, match="conditioning"):
+        Generator(8, 5, 1, condition="sum")
 
 
 def test_resize_upsampling_has_no_transposed_convolution():
@@ -135,7 +163,8 @@ def test_recipes_are_train_config_values():
 def test_the_study_options_train_end_to_end_over_a_recipe(celeba_dir, tmp_path):
     run_dir = tmp_path / "run"
     stack = ["--g-head", "residual", "--g-upsample", "resize", "--adv-loss", "log", "--r1-gamma", "1", "--gp-every",
-             "4", "--target-mode", "edit", "--diffaug", "translation,cutout", "--d-cls-warmup", "3"]
+             "4", "--target-mode", "edit", "--diffaug", "translation,cutout", "--d-cls-warmup", "3",
+             "--g-condition", "difference"]
     args = ["--recipe", "shipped-v1", "--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS),
             "--celeba-test-size", "4", *TINY, *stack, "--n-critic", "1", "--num-iters", "6",
             "--sample-every", "0", "--checkpoint-every", "0", "--run-dir", str(run_dir)]
@@ -150,7 +179,14 @@ def test_the_study_options_train_end_to_end_over_a_recipe(celeba_dir, tmp_path):
     assert "D/celeba/r1" in rows[4] and all(r["cpu_time"] > 0 for r in rows)
     provenance = json.loads((run_dir / "export" / "config.json").read_text())
     assert provenance["model"]["g_head"] == "residual" and provenance["provenance"]["g_updates"] == 3
+    assert provenance["model"]["g_condition"] == "difference"
     assert provenance["provenance"]["cpu_time_s"] > 0
+    # The demo's editor drives a difference-conditioned G: no change asked, no change made; a change, a change.
+    editor = Editor(run_dir / "export", precision="fp32")
+    faces = _faces(2, 32)
+    source = editor.read_labels(faces)
+    assert torch.equal(editor.change(faces, {}, source), torch.zeros_like(faces))
+    assert float(editor.change(faces, {ATTRS[0]: 1.0, ATTRS[1]: 0.0}, source).abs().max()) > 0
 
 
 def test_a_teacher_joins_g_loss_and_is_not_a_judge(celeba_dir, tmp_path):
