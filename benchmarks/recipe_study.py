@@ -6,7 +6,8 @@
     python benchmarks/recipe_study.py table          # the points as a Markdown table
     python benchmarks/recipe_study.py fooling CHECKPOINT   # did G learn to fool its teacher? judge vs teacher
 
-``evaluate`` scores every ``--every``-th checkpoint of each run (G's moving average, as exported) with
+``evaluate`` scores every ``--every``-th checkpoint of each run (and, for a run started ``--init-from`` weights,
+those weights as step 0, its CPU minutes counted on from theirs) (G's moving average, as exported) with
 ``stargan.evaluate`` on the same held-out faces and key labels, scored as a user sees the edit (the face plus G's
 change), and appends the points to ``benchmarks/study/<run name>.json``; checkpoints already there are skipped,
 so it can be run again while the runs go on. CPU minutes are the training process's own CPU time
@@ -56,21 +57,43 @@ def load_checkpoint_model(path: Path) -> tuple[LoadedModel, dict]:
     return LoadedModel(G, D, config, template, {}, path), info
 
 
-def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, ...], judges: Path) -> None:
+def start_cpu_minutes(options: dict, given: float | None) -> float:
+    """CPU minutes the run's starting weights had already trained (``--init-from``): ``given``, else the
+    weights' recorded ``cpu_time_s``, else 0 (logged)."""
+    if given is not None or not options.get("init_from"):
+        return given or 0.0
+    from stargan.weights import read_config
+    provenance = read_config(Path(options["init_from"]) / "config.json")[2]
+    if "cpu_time_s" in provenance:
+        return provenance["cpu_time_s"] / 60
+    logging.warning("%s records no CPU time: give --start-cpu-minutes; counting from 0", options["init_from"])
+    return 0.0
+
+
+def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, ...], judges: Path,
+                  start_minutes: float | None = None) -> None:
+    """Score the run's checkpoints; a run started ``--init-from`` weights also gets its start as step 0, and
+    its CPU minutes count from the minutes those weights had trained."""
     STUDY.mkdir(parents=True, exist_ok=True)
     for run in runs:
         out = STUDY / f"{run.name}.json"
-        doc = json.loads(out.read_text()) if out.exists() else {
-            "run": str(run), "options": json.loads((run / "options.json").read_text()), "points": []}
+        options = json.loads((run / "options.json").read_text())
+        doc = json.loads(out.read_text()) if out.exists() else {"run": str(run), "options": options, "points": []}
+        doc.setdefault("start_cpu_minutes", start_cpu_minutes(options, start_minutes))
         done = {p["step"] for p in doc["points"]}
-        for path in ckpt.list_checkpoints(run):
-            step = int(path.stem.split("_")[-1])
+        todo = [(int(p.stem.split("_")[-1]), p) for p in ckpt.list_checkpoints(run)]
+        if options.get("init_from"):
+            todo.insert(0, (0, Path(options["init_from"])))
+        for step, path in todo:
             if step in done or step % every:
                 continue
-            model, info = load_checkpoint_model(path)
+            if step == 0 and options.get("init_from"):
+                model, info = path, {"step": 0, "g_updates": 0, "wall_time": 0.0, "cpu_time": 0.0}
+            else:
+                model, info = load_checkpoint_model(path)
             report = evaluate_model(model, judges, limit=limit, labels=labels, rec_limit=0, grid_faces=0)
             per = report.evaluation["per_label"]
-            doc["points"].append({**info, "cpu_minutes": round(info["cpu_time"] / 60, 2),
+            doc["points"].append({**info, "cpu_minutes": round(doc["start_cpu_minutes"] + info["cpu_time"] / 60, 2),
                                   "success": {n: m["success"] for n, m in per.items()},
                                   "preservation": {n: m["preservation"] for n, m in per.items()},
                                   "summary": report.evaluation["summary"], "faces": report.evaluation["test_faces"]})
@@ -172,6 +195,8 @@ def main() -> int:
     e.add_argument("--limit", type=int, default=200, help="held-out faces per dataset")
     e.add_argument("--labels", default=",".join(KEY_LABELS))
     e.add_argument("--judges", type=Path, default=DEFAULT_JUDGES)
+    e.add_argument("--start-cpu-minutes", type=float, help="CPU minutes the --init-from weights had trained "
+                   "(default: their recorded cpu_time_s)")
     pl = sub.add_parser("plot")
     pl.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "recipe_study.png")
     pl.add_argument("--runs", nargs="*", help="run names to draw (default: all in benchmarks/study)")
@@ -186,7 +211,8 @@ def main() -> int:
     logging.getLogger("stargan").setLevel(logging.WARNING)
     torch.set_num_threads(1)
     if args.cmd == "evaluate":
-        evaluate_runs(args.runs, args.every, args.limit, tuple(args.labels.split(",")), args.judges)
+        evaluate_runs(args.runs, args.every, args.limit, tuple(args.labels.split(",")), args.judges,
+                      args.start_cpu_minutes)
     elif args.cmd == "fooling":
         print(fooling(args.checkpoint, args.limit, tuple(args.labels.split(","))))
     elif args.cmd == "plot":
