@@ -460,3 +460,48 @@ def push_to_hub(folder_or_model: str | Path | LoadedModel, repo_id: str, private
     logger.info("pushed %s to %s: %s", folder_or_model if not isinstance(folder_or_model, LoadedModel) else "model",
                 repo_id, info)
     return info
+
+
+# ---- packing for shipping ---------------------------------------------------------------------------------------
+def pack_weights(source: str | Path, target: str | Path, dtype: torch.dtype = torch.float16,
+                 grid_width: int = 1600) -> Path:
+    """A weights folder to commit or ship: ``source``'s G and D cast to ``dtype`` (half the size, fp16 by
+    default; loading casts back), the same config and provenance, and its sample grid scaled to at most
+    ``grid_width`` pixels wide. ``target`` may be the folder being replaced."""
+    from PIL import Image
+
+    m = load_weights(source)
+    grid = Path(source) / SAMPLE_GRID_FILE
+    picture = Image.open(grid).convert("RGB") if grid.is_file() else None
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    if picture is not None:
+        if picture.width > grid_width:
+            picture = picture.resize((grid_width, round(picture.height * grid_width / picture.width)), Image.LANCZOS)
+        picture.save(target / SAMPLE_GRID_FILE, optimize=True)
+    elif (target / SAMPLE_GRID_FILE).exists():
+        (target / SAMPLE_GRID_FILE).unlink()  # not another model's samples
+    return save_weights(target, m.generator, m.config, m.discriminator, m.template, m.provenance, dtype=dtype)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m stargan.weights", description="Weights-folder tools.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pk = sub.add_parser("pack", help="copy a weights folder (e.g. a run's export) in fp16, to commit or ship")
+    pk.add_argument("source", type=Path, help="a weights folder, e.g. RUN_DIR/export")
+    pk.add_argument("target", type=Path, help="the folder to write, e.g. weights/stargan-studio")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        folder = pack_weights(args.source, args.target)
+    except WeightsError as e:
+        p.exit(2, f"error: {e}\n")
+    size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+    print(f"wrote {folder} ({size:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,6 +18,7 @@ from stargan.weights import (
     LoadedModel,
     WeightsError,
     load_weights,
+    main,
     read_config,
     save_weights,
 )
@@ -95,6 +96,27 @@ def test_fp16_on_disk_loads_as_requested_dtype(tmp_path: Path) -> None:
         assert torch.equal(m.generator.state_dict()[k], v.half().float()), k
     half = load_weights(out, dtype=torch.float16)
     assert next(half.generator.parameters()).dtype == torch.float16
+
+
+def test_pack_writes_an_fp16_copy_with_the_same_provenance_and_a_smaller_grid(tmp_path: Path) -> None:
+    from PIL import Image
+
+    config = tiny_config()
+    g, d = random_models(config)
+    src = save_weights(tmp_path / "export", g, config, d, provenance={"steps": 7})
+    Image.new("RGB", (3200, 400), (10, 200, 30)).save(src / "sample_grid.png")
+    assert main(["pack", str(src), str(tmp_path / "ship")]) == 0
+    out = tmp_path / "ship"
+    for file in ("model.safetensors", "discriminator.safetensors"):
+        assert {v.dtype for v in load_file(str(out / file)).values()} == {torch.float16}
+        assert (out / file).stat().st_size < 0.6 * (src / file).stat().st_size
+    packed = load_weights(out)
+    assert packed.provenance == {"steps": 7} and packed.config.to_dict() == config.to_dict()
+    for k, v in g.state_dict().items():
+        assert torch.equal(packed.generator.state_dict()[k], v.half().float()), k
+    assert Image.open(out / "sample_grid.png").size == (1600, 200)
+    with pytest.raises(SystemExit):
+        main(["pack", str(tmp_path / "missing"), str(tmp_path / "x")])
 
 
 def test_discriminator_is_optional(folder: Path, tmp_path: Path) -> None:
