@@ -103,7 +103,9 @@ def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, .
                          {n: m["success"] for n, m in per.items()})
 
 
-def plot(out: Path, runs: list[str] | None = None) -> None:
+def plot(out: Path, runs: list[str] | None = None, x: str = "cpu", heading: str = "") -> None:
+    """One panel per measure, one curve per run, against training CPU minutes or steps (``x="steps"``:
+    fair between runs of the same per-step cost measured on different machines, whose CPU minutes differ)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -114,7 +116,7 @@ def plot(out: Path, runs: list[str] | None = None) -> None:
     panels = [*PANELS, ("preservation (mean)", None)]
     for ax, (title, names) in zip(axes.flat, panels):
         for d in docs:
-            xs = [p["cpu_minutes"] for p in d["points"]]
+            xs = [p["cpu_minutes"] if x == "cpu" else p["step"] for p in d["points"]]
             if names is None:
                 ys = [100 * sum(p["preservation"].values()) / len(p["preservation"]) for p in d["points"]]
             else:
@@ -126,8 +128,9 @@ def plot(out: Path, runs: list[str] | None = None) -> None:
     axes.flat[-1].axis("off")
     axes.flat[0].legend(fontsize=8)
     for ax in axes[1]:
-        ax.set_xlabel("training CPU minutes")
-    fig.suptitle("Recipe study: success on held-out faces (the face plus G's change) against training CPU time")
+        ax.set_xlabel("training CPU minutes" if x == "cpu" else "training steps")
+    fig.suptitle(heading or "Recipe study: success on held-out faces (the face plus G's change) against training "
+                 + ("CPU time" if x == "cpu" else "steps"))
     fig.tight_layout()
     fig.savefig(out, dpi=80)
 
@@ -200,6 +203,8 @@ def main() -> int:
     pl = sub.add_parser("plot")
     pl.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "recipe_study.png")
     pl.add_argument("--runs", nargs="*", help="run names to draw (default: all in benchmarks/study)")
+    pl.add_argument("--x", choices=("cpu", "steps"), default="cpu", help="x axis: CPU minutes or steps")
+    pl.add_argument("--title", default="")
     fo = sub.add_parser("fooling", help="judge vs teacher on the same edits of one checkpoint")
     fo.add_argument("checkpoint", type=Path)
     fo.add_argument("--limit", type=int, default=300)
@@ -216,7 +221,7 @@ def main() -> int:
     elif args.cmd == "fooling":
         print(fooling(args.checkpoint, args.limit, tuple(args.labels.split(","))))
     elif args.cmd == "plot":
-        plot(args.out, args.runs)
+        plot(args.out, args.runs, args.x, args.title)
     else:
         print(table(args.runs))
     return 0
