@@ -262,8 +262,8 @@ class Trainer:
             self.G_ema.load_state_dict(loaded.generator.state_dict())
         earlier = loaded.provenance or {}
         self.initialised_from = {"source": str(source), **{k: earlier[k] for k in
-                                 ("command", "resumed_with", "initialised_from", "steps", "g_updates", "wall_time_s",
-                                  "generator") if k in earlier}}
+                                 ("command", "resumed_with", "initialised_from", "how_to_reproduce", "steps",
+                                  "g_updates", "wall_time_s", "cpu_time_s", "hardware", "generator") if k in earlier}}
         log.info("initialised G and D from %s (%s steps)", source, earlier.get("steps", "unknown"))
 
     # ---- data -------------------------------------------------------------------------------------------------
