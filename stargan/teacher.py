@@ -53,7 +53,9 @@ class Teacher(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != INPUT_SIZE or x.shape[-2] != INPUT_SIZE:
-            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True, align_corners=False)
+            # in fp32: the antialiased resize has no bf16 kernel on the CPU (G at 96 or 128 px trains in bf16)
+            x = F.interpolate(x.float(), size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True,
+                              align_corners=False)
         return self.net(x)
 
     def read(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:

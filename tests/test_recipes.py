@@ -189,6 +189,16 @@ def test_the_study_options_train_end_to_end_over_a_recipe(celeba_dir, tmp_path):
     assert float(editor.change(faces, {ATTRS[0]: 1.0, ATTRS[1]: 0.0}, source).abs().max()) > 0
 
 
+def test_the_teacher_reads_any_image_size_under_bf16_autocast():
+    from stargan.teacher import INPUT_SIZE, Teacher
+
+    teacher = Teacher(["Male", "Young"]).eval()
+    for size in (INPUT_SIZE, 96, 128):  # a 96 px G once crashed here: no bf16 kernel for the antialiased resize
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = teacher(_faces(2, size))
+        assert logits.shape == (2, 2) and torch.isfinite(logits.float()).all()
+
+
 def test_a_teacher_joins_g_loss_and_is_not_a_judge(celeba_dir, tmp_path):
     from stargan.judges import DEFAULT_JUDGES
     from stargan.teacher import BlockTeacher, Teacher, load_teacher, save_teacher
