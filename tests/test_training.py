@@ -106,7 +106,9 @@ def test_init_from_a_weights_folder_fine_tunes_it(celeba_dir, tmp_path):
     assert second.provenance["initialised_from"]["steps"] == 2
     assert second.provenance["initialised_from"]["source"] == str(tmp_path / "first" / "export")
     # the earlier stage's CPU time travels with it, so a model's total training cost can be summed
-    assert second.provenance["initialised_from"]["cpu_time_s"] == first.provenance["cpu_time_s"] > 0
+    # (two tiny steps may round to 0.0 s, so the value is compared, not its size)
+    assert "cpu_time_s" in first.provenance
+    assert second.provenance["initialised_from"]["cpu_time_s"] == first.provenance["cpu_time_s"]
 
     options = json.loads((tmp_path / "second" / "options.json").read_text())
     trainer = Trainer(TrainConfig.from_dict({**options, "run_dir": str(tmp_path / "third")}))
