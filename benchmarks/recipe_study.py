@@ -6,8 +6,8 @@
     python benchmarks/recipe_study.py table          # the points as a Markdown table
     python benchmarks/recipe_study.py fooling CHECKPOINT   # did G learn to fool its teacher? judge vs teacher
 
-``evaluate`` scores every ``--every``-th checkpoint of each run (and, for a run started ``--init-from`` weights,
-those weights as step 0, its CPU minutes counted on from theirs) (G's moving average, as exported) with
+``evaluate`` scores every ``--every``-th checkpoint of each run (G's moving average, as exported; a run started
+``--init-from`` weights also gets those weights as step 0, its CPU minutes counted on from theirs) with
 ``stargan.evaluate`` on the same held-out faces and key labels, scored as a user sees the edit (the face plus G's
 change), and appends the points to ``benchmarks/study/<run name>.json``; checkpoints already there are skipped,
 so it can be run again while the runs go on. CPU minutes are the training process's own CPU time
@@ -82,15 +82,13 @@ def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, .
         doc.setdefault("start_cpu_minutes", start_cpu_minutes(options, start_minutes))
         done = {p["step"] for p in doc["points"]}
         todo = [(int(p.stem.split("_")[-1]), p) for p in ckpt.list_checkpoints(run)]
-        if options.get("init_from"):
+        if options.get("init_from"):  # the starting weights folder, scored as it is
             todo.insert(0, (0, Path(options["init_from"])))
         for step, path in todo:
             if step in done or step % every:
                 continue
-            if step == 0 and options.get("init_from"):
-                model, info = path, {"step": 0, "g_updates": 0, "wall_time": 0.0, "cpu_time": 0.0}
-            else:
-                model, info = load_checkpoint_model(path)
+            model, info = load_checkpoint_model(path) if path.is_file() else \
+                (path, {"step": 0, "g_updates": 0, "wall_time": 0.0, "cpu_time": 0.0})
             report = evaluate_model(model, judges, limit=limit, labels=labels, rec_limit=0, grid_faces=0)
             per = report.evaluation["per_label"]
             doc["points"].append({**info, "cpu_minutes": round(doc["start_cpu_minutes"] + info["cpu_time"] / 60, 2),
