@@ -380,6 +380,16 @@ def _user_view(editor: Any, shown: torch.Tensor, x: torch.Tensor, source: torch.
     return (shown + change).clamp(-1, 1)
 
 
+def _rec_limit(text: str) -> int | None:
+    """``--rec-limit``: a count of faces, or 'all' (None, as the library spells it)."""
+    if text.strip().lower() == "all":
+        return None
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--rec-limit {value}: give a count >= 0 or 'all'")
+    return value
+
+
 def _rec_faces(n: int, rec_limit: int | None, batch_size: int) -> int:
     return n if rec_limit is None else min(n, math.ceil(rec_limit / batch_size) * batch_size)
 
@@ -500,8 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=64, help="faces translated at once (memory vs speed)")
     ev.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                     help="auto: bf16 autocast where the CPU computes bf16 natively, else fp32")
-    ev.add_argument("--rec-limit", type=int, default=256,
-                    help="faces per dataset whose reconstruction is measured (a second pass of G); 0: all")
+    ev.add_argument("--rec-limit", type=_rec_limit, default=256,
+                    help="faces per dataset whose reconstruction is measured (a second pass of G); 'all': every "
+                         "face; 0: none (as in the library's rec_limit)")
     ev.add_argument("--scoring", choices=SCORINGS, default="user",
                     help="user: the face plus G's change as the demo pastes it (default); direct: G's output")
     ev.add_argument("--labels", default=None,
@@ -530,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             report = evaluate_model(args.weights, args.judges, args.celeba, args.expression_roots, args.limit,
                                     args.batch_size, args.precision, args.seed, command=_command(),
-                                    rec_limit=args.rec_limit or None, scoring=args.scoring,
+                                    rec_limit=args.rec_limit, scoring=args.scoring,
                                     labels=[n.strip() for n in args.labels.split(",")] if args.labels else None)
             out = args.out or PROJECT_ROOT / "benchmarks" / "evaluations" / Path(report.details["model"]).name
             paths = write_report(report, out)

@@ -136,3 +136,13 @@ def test_cli_writes_table_json_grid_and_card(judges, expression_roots, joint_fol
 def test_missing_judges_say_how_to_make_them(tmp_path):
     with pytest.raises(ev.EvaluationError, match="train-judges"):
         jd.load_judge(tmp_path, jd.ATTRIBUTE_JUDGE)
+
+
+def test_rec_limit_flag_means_what_the_library_argument_means():
+    parse = ev.build_parser().parse_args
+    args = parse(["model", "w", "--rec-limit", "0"])
+    assert args.rec_limit == 0  # none, as rec_limit=0 is in evaluate_model
+    assert parse(["model", "w", "--rec-limit", "all"]).rec_limit is None
+    assert parse(["model", "w"]).rec_limit == 256
+    with pytest.raises(SystemExit):
+        parse(["model", "w", "--rec-limit", "-3"])
