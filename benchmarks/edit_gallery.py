@@ -3,10 +3,11 @@
     python benchmarks/edit_gallery.py demo/examples/astronaut.png --out docs/edits_astronaut.png
     python benchmarks/edit_gallery.py ../shared/data/celeba_wild_sample/deepface_img1.jpg --out /tmp/wild.png
     python benchmarks/edit_gallery.py PHOTO [PHOTO ...] --weights A --weights B --out /tmp/compare.png
+    python benchmarks/edit_gallery.py PHOTO [PHOTO ...] --related both --out /tmp/related.png
 
 Columns: the original, then each edit (a setting of one or two controls) at strength 1, pasted back into the
-photo (the editor's default mode). One row per photo and weights folder (the folder's name is written on the
-row's first tile). The crop is the face's box, enlarged, so the edits can be judged at photo resolution.
+photo (the editor's default mode). One row per photo, weights folder and ``--related`` choice (the folder's name,
+and "lone" for edits without their related attributes, are written on the row's first tile). The crop is the face's box, enlarged, so the edits can be judged at photo resolution.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ EDITS = {
 }
 
 
-def gallery_row(editor: Editor, photo: str, tile_size: int, label: str = "") -> list[Image.Image]:
+def gallery_row(editor: Editor, photo: str, tile_size: int, label: str = "", related: bool = True) -> list[Image.Image]:
     prepared = editor.prepare(photo)
     read = prepared.faces[0].labels
     x0, y0, x1, y1 = prepared.faces[0].face.box
@@ -48,7 +49,7 @@ def gallery_row(editor: Editor, photo: str, tile_size: int, label: str = "") -> 
         if settings is None:
             attr = "Male" if name == "gender" else "Young"
             settings = {attr: 0.0 if read.get(attr, 0.0) > 0.5 else 1.0}
-        image = editor.edit(prepared, settings).photo if settings else prepared.photo
+        image = editor.edit(prepared, settings, related=related).photo if settings else prepared.photo
         tile = Image.fromarray(np.asarray(image)).crop(box).resize((tile_size, tile_size), Image.LANCZOS)
         text = f"{label}: {name}" if label and name == "original" else name
         ImageDraw.Draw(tile).text((4, 4), text, fill=(255, 255, 0))
@@ -62,11 +63,15 @@ def main() -> None:
     p.add_argument("--weights", action="append", help="weights folder (repeat to compare models; default: shipped)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--tile", type=int, default=192)
+    p.add_argument("--related", choices=("on", "off", "both"), default="on",
+                   help="move the attributes that go with an edit (on, the demo's default), not (off), or a row of each")
     args = p.parse_args()
 
     editors = [(Path(w).name if len(args.weights or []) > 1 else "", Editor(w))
                for w in (args.weights or [str(DEFAULT_WEIGHTS)])]
-    rows = [gallery_row(editor, photo, args.tile, label) for photo in args.photos for label, editor in editors]
+    choices = {"on": [True], "off": [False], "both": [False, True]}[args.related]
+    rows = [gallery_row(editor, photo, args.tile, " ".join(filter(None, [label, "" if related else "lone"])), related)
+            for photo in args.photos for label, editor in editors for related in choices]
     sheet = Image.new("RGB", (args.tile * len(rows[0]), args.tile * len(rows)))
     for r, tiles in enumerate(rows):
         for i, tile in enumerate(tiles):

@@ -33,6 +33,20 @@ STARGAN_DEFAULT_ATTRIBUTES: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brow
 BINARY = "binary"
 CATEGORICAL = "categorical"
 
+# Attributes that go with an edit. G learns from real faces' label vectors only, and in CelebA these almost never
+# disagree with the edited attribute's new value (each rule holds for 77-100% of the training faces with that
+# value; tests/test_domains.py measures it). A lone flip asks G for a face it never saw (a man with lipstick and
+# heavy make-up, a smile with a closed mouth and flat cheeks), and it answers with a faint change. Moving these
+# along with the edit asks for a face like the ones it learnt: Male 18% -> 68% on held-out faces (RESULTS).
+RELATED_ATTRIBUTES: dict[tuple[str, int], dict[str, int]] = {
+    ("Male", 1): {"Arched_Eyebrows": 0, "Heavy_Makeup": 0, "Rosy_Cheeks": 0, "Wearing_Earrings": 0,
+                  "Wearing_Lipstick": 0, "Wearing_Necklace": 0},
+    ("Male", 0): {"5_o_Clock_Shadow": 0, "Goatee": 0, "Mustache": 0, "No_Beard": 1, "Sideburns": 0,
+                  "Wearing_Necktie": 0},
+    ("Smiling", 1): {"High_Cheekbones": 1, "Mouth_Slightly_Open": 1},
+    ("Smiling", 0): {"High_Cheekbones": 0, "Mouth_Slightly_Open": 0},
+}
+
 
 @dataclass(frozen=True)
 class DatasetLabels:
@@ -187,6 +201,29 @@ class LabelSpace:
             if total <= 0:
                 raise ValueError(f"an expression target needs a positive weight, got {dict(settings)}")
             out = out / total
+        return out
+
+    def with_related(self, target: torch.Tensor, source: torch.Tensor, names: Sequence[str],
+                     dataset: str | None = None) -> torch.Tensor:
+        """Binary targets ``(B, n)`` or ``(n,)`` with the attributes related to each edited name
+        (``RELATED_ATTRIBUTES``) moved along: each as far towards its rule's value as the edited name moved
+        towards the rule's side from ``source`` (a half-way slider moves them half-way). Names in ``names``
+        themselves are never moved: what the user set stays set."""
+        d = self.dataset(dataset) if dataset else self.dataset_of(next(iter(names)))
+        if d.kind != BINARY:
+            raise ValueError(f"related attributes are for binary datasets; {d.name!r} is {d.kind}")
+        out = torch.as_tensor(target, dtype=torch.float32).clone()
+        source = torch.as_tensor(source, dtype=torch.float32).reshape(out.shape)
+        for name in names:
+            if name not in d.names:
+                continue
+            i = d.index(name)
+            moved = out[..., i] - source[..., i]
+            for side, progress in ((1, moved.clamp(0, 1)), (0, (-moved).clamp(0, 1))):
+                for other, value in RELATED_ATTRIBUTES.get((name, side), {}).items():
+                    if other in d.names and other not in names:
+                        j = d.index(other)
+                        out[..., j] = out[..., j] + (value - out[..., j]) * progress
         return out
 
     def flip(self, values: torch.Tensor, name: str, dataset: str | None = None) -> torch.Tensor:

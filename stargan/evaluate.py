@@ -23,11 +23,15 @@ What is judged (``--scoring``):
   luminance only);
 * ``direct``: G's own output at the model's size (the paper's measure).
 
+A binary target moves the attributes that go with the edited one along with it, as the demo does
+(``domains.RELATED_ATTRIBUTES``: make-up and facial hair with Male, the cheeks and mouth with Smiling);
+``--no-related`` scores the lone flip instead.
+
 Commands::
 
     python -m stargan.evaluate train-judges --out benchmarks/judges
     python -m stargan.evaluate model WEIGHTS_FOLDER [--judges benchmarks/judges] [--limit 1000] [--out DIR]
-                                     [--scoring user|direct] [--labels Male,Young,...]
+                                     [--scoring user|direct] [--labels Male,Young,...] [--no-related]
                                      [--expression-roots DIR ...] [--update-card]
 """
 
@@ -195,7 +199,10 @@ class Report:
         for k, v in s.items():
             lines.append(f"| {k} | {f(v, pct=k != 'realism_fid_judge')} |")
         faces = ", ".join(f"{k}: {v['faces']} of {v['available']}" for k, v in ev["test_faces"].items())
-        lines += ["", f"Held-out faces: {faces}. Realism: {self.details['realism_features']}; the same distance "
+        targets = ("with their related attributes (make-up and facial hair with Male, cheeks and mouth with "
+                   "Smiling), as the demo makes them" if ev.get("related_attributes") else "lone flips")
+        lines += ["", f"Held-out faces: {faces}. Binary targets: {targets}. Scoring: {self.details['scoring']}.",
+                  f"Realism: {self.details['realism_features']}; the same distance "
                   f"between two halves of the real faces is {self.details['realism_real_halves']:.2f}.",
                   f"Runtime {self.details['runtime_s']:.0f} s ({self.details['precision']}, "
                   f"{self.details['threads']} thread(s)).", "", f"Command: `{ev['command']}`", ""]
@@ -208,7 +215,7 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                    expression_roots: Sequence[Path] = DEFAULT_EXPRESSION_TEST, limit: int | None = 1000,
                    batch_size: int = 64, precision: str = "auto", seed: int = 0, command: str = "",
                    grid_faces: int = 4, rec_limit: int | None = 256, scoring: str = "user",
-                   labels: Sequence[str] | None = None) -> Report:
+                   labels: Sequence[str] | None = None, related: bool = True) -> Report:
     """Translate every held-out face to every target of its dataset (or to the targets in ``labels``) and score
     what ``scoring`` shows (module docstring) with the judges.
 
@@ -272,6 +279,8 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
         c_org = space.g_label(tf.values, d.name)
         rows = [[shown[k]] for k in range(min(grid_faces, n))]
         for name, target in targets:
+            if related and d.kind == BINARY:
+                target = space.with_related(target, tf.values, [name], d.name)
             c_trg = space.g_label(target, d.name)
             hits, kept, l1, n_rec = 0.0, 0.0, 0.0, 0
             excluded = {name} | (set(HAIR_COLOURS) if name in HAIR_COLOURS else set())
@@ -287,7 +296,7 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                         edited = fake
                     else:
                         value = target[part, d.index(name)]
-                        edited = _user_view(editor, shown[part], xb, source[part], name, value)
+                        edited = _user_view(editor, shown[part], xb, source[part], name, value, related)
                     if measure_rec:
                         rec = g(fake, c_org[part], source=c_trg[part]).float()
                         l1 += float((rec - xb).abs().mean(dim=(1, 2, 3)).sum())
@@ -340,7 +349,7 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                                "reconstruction_faces": _rec_faces(len(tf.images), rec_limit, batch_size)}
                   for tf in faces}
     evaluation = {"per_label": per_label, "summary": summary, "command": command, "test_faces": test_faces,
-                  "scoring": scoring}
+                  "scoring": scoring, "related_attributes": related}
     details = {"model": str(loaded.path), "dataset_of": dataset_of, "judges": str(judges),
                "attribute_judge_accuracy_mean": attr_spec.get("accuracy_mean"),
                "scoring": (f"user: the {shown_size} px face plus G's change (G(x, c_target) - G(x, c_source), "
@@ -367,14 +376,14 @@ def _check_labels(space: LabelSpace, labels: Sequence[str] | None) -> set[str]:
 
 
 def _user_view(editor: Any, shown: torch.Tensor, x: torch.Tensor, source: torch.Tensor, name: str,
-               value: torch.Tensor) -> torch.Tensor:
+               value: torch.Tensor, related: bool = True) -> torch.Tensor:
     """What the demo shows for target ``name`` = ``value`` (per face): the shown face plus the editor's change,
     computed at the model's size and upsampled bilinearly to the shown size."""
     change = torch.zeros_like(x)
     for wanted in (0.0, 1.0):
         rows = (value > 0.5) == bool(wanted)
         if bool(rows.any()):
-            change[rows] = editor.change(x[rows], {name: wanted}, source[rows])
+            change[rows] = editor.change(x[rows], {name: wanted}, source[rows], related=related)
     if change.shape[-1] != shown.shape[-1]:
         change = F.interpolate(change, size=shown.shape[-2:], mode="bilinear", align_corners=False)
     return (shown + change).clamp(-1, 1)
@@ -517,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="user: the face plus G's change as the demo pastes it (default); direct: G's output")
     ev.add_argument("--labels", default=None,
                     help="comma-separated target names to evaluate (default: every name of the model)")
+    ev.add_argument("--related", action=argparse.BooleanOptionalAction, default=True,
+                    help="move the attributes that go with an edit along with it, as the demo does (default); "
+                         "--no-related scores the lone flip")
     ev.add_argument("--seed", type=int, default=0, help="seed of the held-out subset (--limit); keep it to compare "
                     "models on the same faces")
     ev.add_argument("--update-card", action="store_true",
@@ -542,7 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = evaluate_model(args.weights, args.judges, args.celeba, args.expression_roots, args.limit,
                                     args.batch_size, args.precision, args.seed, command=_command(),
                                     rec_limit=args.rec_limit, scoring=args.scoring,
-                                    labels=[n.strip() for n in args.labels.split(",")] if args.labels else None)
+                                    labels=[n.strip() for n in args.labels.split(",")] if args.labels else None,
+                                    related=args.related)
             out = args.out or PROJECT_ROOT / "benchmarks" / "evaluations" / Path(report.details["model"]).name
             paths = write_report(report, out)
             print(report.markdown())

@@ -350,15 +350,18 @@ class Editor:
             by_dataset.setdefault(self.space.dataset_of(name).name, {})[name] = value
         return by_dataset
 
-    def target_values(self, d: DatasetLabels, settings: Mapping[str, float], source: torch.Tensor) -> torch.Tensor:
+    def target_values(self, d: DatasetLabels, settings: Mapping[str, float], source: torch.Tensor,
+                      related: bool = True) -> torch.Tensor:
         """One face's target for dataset ``d`` from its source block values and the names the user set.
 
-        Binary: the source with the set names replaced (hair colours stay exclusive). Categorical: the set
+        Binary: the source with the set names replaced (hair colours stay exclusive) and, with ``related``, the
+        attributes that go with them moved along (``domains.RELATED_ATTRIBUTES``). Categorical: the set
         names take their weights and the rest of the probability mass goes to the other names in the
         proportions the face shows now; all names set means exactly those weights (normalised)."""
         source = torch.as_tensor(source, dtype=torch.float32).reshape(len(d))
         if d.kind == BINARY:
-            return self.space.values(settings, base=source, dataset=d.name)
+            target = self.space.values(settings, base=source, dataset=d.name)
+            return self.space.with_related(target, source, list(settings), d.name) if related else target
         if set(settings) >= set(d.names):
             full = dict(settings)
         else:
@@ -379,9 +382,10 @@ class Editor:
             return self.generator(x.to(self.device), c.to(self.device), source=source.to(self.device)).float().cpu()
 
     def _run(self, x: torch.Tensor, source: torch.Tensor, settings: Mapping[str, float], mode: str,
-             caches: Sequence[dict[str, torch.Tensor]] | None = None, strength: float = 1.0) -> torch.Tensor:
+             caches: Sequence[dict[str, torch.Tensor]] | None = None, strength: float = 1.0,
+             related: bool = True) -> torch.Tensor:
         """The chained passes; returns the edited faces (B, 3, S, S) in [-1, 1]. ``strength`` multiplies each
-        pass's change (1 = G's own edit; more exaggerates a subtle one)."""
+        pass's change (1 = G's own edit; more exaggerates a subtle one); ``related``: see target_values."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: use one of {', '.join(MODES)}")
         strength = float(strength)
@@ -395,7 +399,7 @@ class Editor:
                 continue
             sl = self.space.block(d.name)
             src = source[:, sl]
-            tgt = torch.stack([self.target_values(d, by_dataset[d.name], row) for row in src])
+            tgt = torch.stack([self.target_values(d, by_dataset[d.name], row, related) for row in src])
             changed = (tgt - src).abs().amax(1) > 1e-6
             if not bool(changed.any()):
                 continue
@@ -422,7 +426,8 @@ class Editor:
         return current
 
     def translate(self, faces: torch.Tensor | np.ndarray, settings: Mapping[str, float],
-                  source_labels: torch.Tensor | None = None, strength: float = 1.0) -> torch.Tensor:
+                  source_labels: torch.Tensor | None = None, strength: float = 1.0,
+                  related: bool = True) -> torch.Tensor:
         """G's translation of aligned faces towards ``settings`` ({name: intensity in [0, 1]}).
 
         ``faces``: (B, 3, S, S) in [-1, 1], or uint8 (B, S, S, 3) / (S, S, 3). ``source_labels``: (B, d_dim) in
@@ -433,23 +438,25 @@ class Editor:
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[2:] != (self.image_size, self.image_size):
             raise ValueError(f"faces must be (B, 3, {self.image_size}, {self.image_size}), got {tuple(x.shape)}")
         source = self.read_labels(x) if source_labels is None else torch.as_tensor(source_labels, dtype=torch.float32)
-        return self._run(x, source.reshape(len(x), -1), settings, "direct", strength=strength)
+        return self._run(x, source.reshape(len(x), -1), settings, "direct", strength=strength, related=related)
 
     def change(self, faces: torch.Tensor, settings: Mapping[str, float], source_labels: torch.Tensor,
-               strength: float = 1.0) -> torch.Tensor:
+               strength: float = 1.0, related: bool = True) -> torch.Tensor:
         """The change the demo pastes for aligned faces (B, 3, S, S) in [-1, 1] with D_cls readings
         ``source_labels``: G(x, c_target) - G(x, c_source) per pass, an expression's as luminance, clipped to the
         image range. Evaluation scores exactly this."""
         x = torch.as_tensor(faces, dtype=torch.float32)
         source = torch.as_tensor(source_labels, dtype=torch.float32).reshape(len(x), -1)
-        return self._run(x, source, settings, "delta", strength=strength) - x
+        return self._run(x, source, settings, "delta", strength=strength, related=related) - x
 
     def edit(self, prepared: PreparedPhoto, settings: Mapping[str, float], face: int | str = 0,
-             mode: Mode = "delta", strength: float = 1.0, upsample: Upsample = DEFAULT_UPSAMPLE) -> EditResult:
+             mode: Mode = "delta", strength: float = 1.0, upsample: Upsample = DEFAULT_UPSAMPLE,
+             related: bool = True) -> EditResult:
         """Edit one face (index, largest first) or ``"all"`` faces of a prepared photo and paste back.
         ``strength`` (0 to 3) multiplies the change G makes. ``upsample`` brings G's change (mode "delta") to
         the photo's resolution: "guided" along the photo's own edges, or "bilinear" (face.DEFAULT_UPSAMPLE by
-        default, chosen by measurement)."""
+        default, chosen by measurement). ``related``: move the attributes that go with an edit along with it
+        (make-up with gender, the mouth with a smile; see target_values)."""
         t0 = time.perf_counter()
         if face == "all":
             chosen = list(prepared.faces)
@@ -464,7 +471,8 @@ class Editor:
             chosen = [prepared.faces[index]]
         x = torch.stack([f.tensor for f in chosen])
         source = torch.stack([f.source for f in chosen])
-        edited = self._run(x, source, settings, mode, caches=[f._cache for f in chosen], strength=strength)
+        edited = self._run(x, source, settings, mode, caches=[f._cache for f in chosen], strength=strength,
+                           related=related)
         after = to_uint8(edited)
         photo = prepared.photo
         for f, out, new in zip(chosen, after, edited, strict=True):
@@ -480,9 +488,9 @@ class Editor:
 
     def edit_photo(self, photo: str | Path | bytes | np.ndarray | Any, settings: Mapping[str, float],
                    face: int | str = 0, mode: Mode = "delta", strength: float = 1.0,
-                   upsample: Upsample = DEFAULT_UPSAMPLE) -> EditResult:
+                   upsample: Upsample = DEFAULT_UPSAMPLE, related: bool = True) -> EditResult:
         """prepare() and edit() in one call."""
-        return self.edit(self.prepare(photo), settings, face, mode, strength, upsample)
+        return self.edit(self.prepare(photo), settings, face, mode, strength, upsample, related)
 
 
 def _cpu_has_bf16() -> bool:

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from stargan.config import ModelConfig
-from stargan.domains import CELEBA_ATTRIBUTES, RAFD_EXPRESSIONS, LabelSpace, celeba, expressions
+from stargan.domains import CELEBA_ATTRIBUTES, RAFD_EXPRESSIONS, RELATED_ATTRIBUTES, LabelSpace, celeba, expressions
 from stargan.losses import classification, d_loss, g_loss, gradient_penalty, interpolate, reconstruction
 from stargan.models import Discriminator, Generator, build_discriminator, build_generator, count_parameters
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, data_path
 
 REFERENCE = PROJECT_ROOT.parent / "shared" / "reference" / "official_stargan_state_dict.txt"
 
@@ -127,6 +127,50 @@ def test_intensities_and_expression_mixtures():
         labels.values({"Male": 1.0, "happy": 1.0})
     with pytest.raises(KeyError, match="Blue_Hair"):
         celeba(["Blue_Hair"])
+
+
+def test_related_attributes_follow_an_edit_as_far_as_it_goes():
+    labels = LabelSpace((celeba(CELEBA_ATTRIBUTES),))
+    woman = labels.values({"Heavy_Makeup": 1, "Wearing_Lipstick": 1, "No_Beard": 1, "Young": 1, "Blond_Hair": 1})
+    man = labels.values({"Male": 1, "Goatee": 1, "Mustache": 1, "Black_Hair": 1})
+
+    def related(source, settings):
+        return labels.with_related(labels.values(settings, base=source), source, list(settings))
+
+    def value(row, name):
+        return float(row[CELEBA_ATTRIBUTES.index(name)])
+
+    full = related(woman, {"Male": 1.0})
+    assert value(full, "Heavy_Makeup") == 0 and value(full, "Wearing_Lipstick") == 0
+    assert value(full, "No_Beard") == 1 and value(full, "Young") == 1 and value(full, "Blond_Hair") == 1
+    assert value(related(woman, {"Male": 0.5}), "Wearing_Lipstick") == pytest.approx(0.5)  # half-way slider
+    assert value(related(woman, {"Male": 1.0, "Wearing_Lipstick": 1.0}), "Wearing_Lipstick") == 1  # set stays set
+    assert related(woman, {"Male": 0.0}).tolist() == woman.tolist()  # no move, nothing follows
+    female = related(man, {"Male": 0.0})
+    assert value(female, "Goatee") == 0 and value(female, "Mustache") == 0 and value(female, "No_Beard") == 1
+    smile = related(woman, {"Smiling": 1.0})
+    assert value(smile, "High_Cheekbones") == 1 and value(smile, "Mouth_Slightly_Open") == 1
+    assert related(woman, {"Blond_Hair": 0.0}).sum() == woman.sum() - 1  # no rules for hair: only it changes
+    batch = labels.with_related(torch.stack([woman, man]), torch.stack([woman, man]), ["Male"])
+    assert batch.tolist() == [woman.tolist(), man.tolist()]
+
+
+def test_each_related_attribute_rule_holds_for_most_real_faces_and_a_lone_flip_is_rare():
+    """The rules are CelebA's own statistics: among training faces with the edited value, at least 3 in 4 have
+    the related attribute's value; and the combination a lone gender or smile flip asks for is rare."""
+    folder = data_path("celeba_hq_128")
+    lines = (folder / "list_attr_celeba.txt").read_text().split("\n")
+    names = lines[1].split()
+    split = dict(line.split() for line in (folder / "list_eval_partition.txt").read_text().splitlines() if line.strip())
+    rows = [line.split() for line in lines[2:] if line.strip() and split[line.split()[0]] == "0"]
+    faces = torch.tensor([[int(v) > 0 for v in row[1:]] for row in rows], dtype=torch.float32)
+    for (name, side), follow in RELATED_ATTRIBUTES.items():
+        having = faces[faces[:, names.index(name)] == side]
+        for other, value in follow.items():
+            share = float((having[:, names.index(other)] == value).float().mean())
+            assert share >= 0.75, (name, side, other, share)
+    male, lipstick = faces[:, names.index("Male")] == 1, faces[:, names.index("Wearing_Lipstick")] == 1
+    assert float((male & lipstick).float().mean()) < 0.01 < float((~male & lipstick).float().mean())
 
 
 # ---- losses ---------------------------------------------------------------------------------------------------

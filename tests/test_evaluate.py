@@ -122,8 +122,9 @@ def test_cli_writes_table_json_grid_and_card(judges, expression_roots, joint_fol
     card = json.loads((joint_folder / "config.json").read_text())["provenance"]
     assert card["command"] == "test"  # the rest of the provenance is kept
     evaluation = card["evaluation"]
-    assert set(evaluation) == {"per_label", "summary", "command", "test_faces", "scoring"}
-    assert evaluation["scoring"] == "user"
+    assert set(evaluation) == {"per_label", "summary", "command", "test_faces", "scoring", "related_attributes"}
+    assert evaluation["scoring"] == "user" and evaluation["related_attributes"] is True
+    assert "Binary targets: with their related attributes" in table
     assert evaluation["per_label"] == result["per_label"]
     assert set(evaluation["summary"]) == {"hair_colour_success", "gender_success", "age_success",
                                           "expression_success_mean", "preservation_mean", "realism_fid_judge"}
