@@ -93,7 +93,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
     "init_from": ("recipe", "a weights folder or Hub id to start G, D and G's average from (fine-tuning with "
                             "fresh optimisers; same architecture and labels)"),
     "device": ("run", "auto (CUDA when present), cpu, cuda or cuda:N"),
-    "precision": ("run", "fp32, bf16 (CUDA, and CPUs with AVX512-BF16 like this one) or fp16 (CUDA only)"),
+    "precision": ("run", "fp32, bf16 (CUDA, and CPUs with AVX512-BF16 or AMX), fp16 (CUDA only) or auto (bf16 "
+                          "where the device computes it natively, else fp32)"),
     "channels_last": ("run", "NHWC memory layout, usually faster with bf16"),
     "compile": ("run", "torch.compile G (and D without the gradient penalty); measure before relying on it"),
     "num_workers": ("run", "data loading processes; 0 loads in the training process (its CPU time then counts "
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "template": dict(type=str),
         "g_head": dict(choices=G_HEADS), "g_upsample": dict(choices=G_UPSAMPLES),
         "g_condition": dict(choices=G_CONDITIONS), "adv_loss": dict(choices=ADV_LOSSES),
-        "target_mode": dict(choices=TARGET_MODES), "precision": dict(choices=("fp32", "bf16", "fp16")),
+        "target_mode": dict(choices=TARGET_MODES), "precision": dict(choices=("fp32", "bf16", "fp16", "auto")),
         "diffaug": dict(metavar="|".join(POLICIES)),
     }
     for f in dataclasses.fields(TrainConfig):

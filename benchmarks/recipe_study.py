@@ -146,7 +146,7 @@ def fooling(path: Path, limit: int, labels: tuple[str, ...]) -> str:
     from stargan.teacher import load_teacher
 
     model, info = load_checkpoint_model(path)
-    editor = Editor(model, precision="bf16")
+    editor = Editor(model)
     judge, _ = load_judge(DEFAULT_JUDGES, ATTRIBUTE_JUDGE)
     teacher = load_teacher(ROOT / "benchmarks" / "teacher")
     space = model.config.label_space

@@ -55,6 +55,7 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset, Subset
 
 from .data import CelebADataset, DataError, ExpressionDataset
+from .device import autocast, resolve_precision
 from .domains import BINARY, CATEGORICAL, CELEBA_ATTRIBUTES, HAIR_COLOURS, LabelSpace, celeba
 from .judges import (
     ATTRIBUTE_JUDGE,
@@ -72,7 +73,6 @@ from .judges import (
     load_judge,
     train_judges,
 )
-from .trainer import autocast
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
     if scoring not in SCORINGS:
         raise EvaluationError(f"scoring {scoring!r}: choose one of {', '.join(SCORINGS)}")
     start = time.time()
-    precision = resolve_precision(precision)
+    precision = resolve_precision(precision, torch.device("cpu"))
     loaded: LoadedModel = model if isinstance(model, LoadedModel) else \
         load_weights(model, load_discriminator=scoring == "user")
     space, size, g = loaded.config.label_space, loaded.config.image_size, loaded.generator
@@ -401,17 +401,6 @@ def _rec_limit(text: str) -> int | None:
 
 def _rec_faces(n: int, rec_limit: int | None, batch_size: int) -> int:
     return n if rec_limit is None else min(n, math.ceil(rec_limit / batch_size) * batch_size)
-
-
-def resolve_precision(precision: str) -> str:
-    """"auto": bf16 where the CPU has native bf16 (e.g. AVX512-BF16, AMX), fp32 elsewhere."""
-    if precision != "auto":
-        return precision
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return "bf16" if native else "fp32"
 
 
 def _grid(rows: list[list[torch.Tensor]]) -> torch.Tensor:

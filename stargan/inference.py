@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 
+from .device import native_bf16
 from .domains import BINARY, CATEGORICAL, DatasetLabels, LabelSpace
 from .face import (
     CELEBA_HQ_128_TEMPLATE,
@@ -257,8 +258,8 @@ class Editor:
             return "fp32", "requested"
         if precision not in ("auto", "bf16"):
             raise ValueError(f"precision {precision!r}: use 'auto', 'fp32' or 'bf16'")
-        if self.device.type == "cpu" and precision == "auto" and not _cpu_has_bf16():
-            return "fp32", "this CPU has no AVX512-BF16/AMX"
+        if self.device.type == "cpu" and precision == "auto" and not native_bf16(self.device):
+            return "fp32", "this CPU has no native bf16 (AVX512-BF16/AMX)"
         if precision == "bf16":
             return "bf16", "requested"
         # measure: bf16 must be faster and stay within tolerance of fp32 on a face-like input
@@ -491,11 +492,3 @@ class Editor:
                    upsample: Upsample = DEFAULT_UPSAMPLE, related: bool = True) -> EditResult:
         """prepare() and edit() in one call."""
         return self.edit(self.prepare(photo), settings, face, mode, strength, upsample, related)
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags

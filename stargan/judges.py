@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from .data import CelebADataset, ExpressionDataset
+from .device import autocast
 from .domains import BINARY, CATEGORICAL, CELEBA_ATTRIBUTES, RAFD_EXPRESSIONS, celeba, expressions
-from .trainer import autocast
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ starts from one; flags given on the command line still override it. The name is 
 * ``paper``: the paper's recipe exactly (TrainConfig's defaults): 5 attributes, 128 px, full width, WGAN-GP,
   n_critic 5, another face's labels as targets.
 * ``shipped-v1``: what trained the first release model on two CPU cores: all 40 attributes, 64 px, G 32/4,
-  D 32/5, the paper's losses with the penalty on every 2nd D step and n_critic 2, bf16.
+  D 32/5, the paper's losses with the penalty on every 2nd D step and n_critic 2, bf16 where the CPU computes it
+  natively (precision "auto"; fp32 elsewhere, where emulated bf16 is 12x slower).
 * ``cpu``: the recipe that learnt the most per CPU hour in the study (benchmarks/RESULTS.md, "Recipe study"):
   shipped-v1 plus a frozen teacher classifier (``benchmarks/teacher``, stargan.teacher) on G's output. The other
   candidates (residual or attention head, resize upsampling, log loss + R1 with a G step every step, 1-3 edits as
@@ -24,7 +25,7 @@ STUDY_TEACHER = Path(__file__).resolve().parents[1] / "benchmarks" / "teacher"
 
 _SMALL_CPU_MODEL: dict[str, Any] = {
     "celeba_attrs": list(CELEBA_ATTRIBUTES), "image_size": 64, "g_conv_dim": 32, "g_repeat_num": 4,
-    "d_conv_dim": 32, "d_repeat_num": 5, "precision": "bf16",
+    "d_conv_dim": 32, "d_repeat_num": 5, "precision": "auto",
     "template": [list(xy) for xy in CELEBA_HQ_128_TEMPLATE],
 }
 
@@ -37,7 +38,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 SUMMARIES = {
     "paper": "the paper exactly: 5 attributes, 128 px, width 64, WGAN-GP, n_critic 5, 200k steps",
-    "shipped-v1": "the first release model's: all 40 attributes, 64 px, G 32/4, D 32/5, WGAN-GP, bf16",
+    "shipped-v1": "the first release model's: all 40 attributes, 64 px, G 32/4, D 32/5, WGAN-GP, bf16 where native",
     "cpu": "the most learnt per CPU hour (benchmarks/RESULTS.md, Recipe study): shipped-v1 plus a frozen teacher "
            "classifier (benchmarks/teacher) on G's output",
 }
