@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strength", type=float, default=1.0,
                         help="a multiplier on the change G makes, 0 to 3 (default 1: G's own edit). Raise it when "
                              "an edit is too subtle to see (e.g. 2 for gender or age); lower it for a lighter touch")
+    parser.add_argument("--related", action=argparse.BooleanOptionalAction, default=True,
+                        help="move the attributes that go with an edit along with it (default): Male=1 also takes "
+                             "off make-up and jewellery, Male=0 facial hair, Smiling=1 lifts the cheeks and opens the "
+                             "mouth; names you --set stay as set. --no-related changes only the names you set")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="number format of the networks: auto (default) measures bf16 against fp32 once at "
                              "start and uses bf16 only where the hardware has it and it is faster and within "
@@ -106,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              indent=2))
         if args.out:
             result = editor.edit(prepared, dict(args.settings), face=args.face, mode=args.mode,
-                                 strength=args.strength, upsample=args.upsample)
+                                 strength=args.strength, upsample=args.upsample, related=args.related)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(result.photo).save(args.out, format="PNG")
             print(f"wrote {args.out} ({len(result.face_indices)} face(s) edited, {result.seconds * 1e3:.0f} ms)")

@@ -244,6 +244,10 @@ def test_cli(editor, tmp_path, capsys):
     assert translate_main([str(photo), "--read"]) == 0
     faces = json.loads(capsys.readouterr().out)
     assert len(faces) == 1 and set(faces[0]["labels"]) == set(editor.names)
+    for flag, related in (("--related", True), ("--no-related", False)):
+        assert translate_main([str(photo), "--set", "Male=1", flag, "--out", str(out)]) == 0
+        expected = editor.edit(editor.prepare(photo), {"Male": 1.0}, related=related).photo
+        assert np.abs(np.asarray(Image.open(out)).astype(int) - expected).max() <= 1
     assert translate_main([str(photo), "--set", "Purple_Hair=1", "--out", str(out)]) == 1
     assert "not a label" in capsys.readouterr().err
     assert translate_main([str(Path(tmp_path / "missing.jpg")), "--read"]) == 1
