@@ -19,8 +19,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or AMX.
-    Elsewhere bf16 is emulated: a training step of the cpu recipe took 12x longer than in fp32 on an AVX2-only
-    CPU (benchmarks/RESULTS.md, "Training speed")."""
+    Elsewhere bf16 is emulated: an iteration of the cpu recipe's networks took 16x longer than in fp32 on an
+    AVX2-only CPU (benchmarks/RESULTS.md, "Training speed")."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     try:

@@ -6,7 +6,7 @@ starts from one; flags given on the command line still override it. The name is 
   n_critic 5, another face's labels as targets.
 * ``shipped-v1``: what trained the first release model on two CPU cores: all 40 attributes, 64 px, G 32/4,
   D 32/5, the paper's losses with the penalty on every 2nd D step and n_critic 2, bf16 where the CPU computes it
-  natively (precision "auto"; fp32 elsewhere, where emulated bf16 is 12x slower).
+  natively (precision "auto"; fp32 elsewhere, where emulated bf16 is 16x slower).
 * ``cpu``: the recipe that learnt the most per CPU hour in the study (benchmarks/RESULTS.md, "Recipe study"):
   shipped-v1 plus a frozen teacher classifier (``benchmarks/teacher``, stargan.teacher) on G's output. The other
   candidates (residual or attention head, resize upsampling, log loss + R1 with a G step every step, 1-3 edits as

@@ -140,7 +140,7 @@ class Trainer:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.precision = resolve_precision(cfg.precision, self.device)
         if self.precision == "bf16" and not native_bf16(self.device):
-            log.warning("bf16 on this %s is emulated and much slower than fp32 (12x per step measured on an AVX2 "
+            log.warning("bf16 on this %s is emulated and much slower than fp32 (16x per iteration measured on an AVX2 "
                         "CPU); use --precision auto or fp32", self.device.type)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)

@@ -161,7 +161,7 @@ def test_recipes_are_train_config_values():
 
 
 def test_auto_precision_takes_bf16_only_where_the_device_computes_it(monkeypatch):
-    """Emulated bf16 made the cpu recipe 12x slower per step on an AVX2-only CPU, so presets ask for "auto"."""
+    """Emulated bf16 made the cpu recipe 16x slower per iteration on an AVX2-only CPU, so presets ask for "auto"."""
     from stargan import device
 
     assert recipe("cpu")["precision"] == recipe("shipped-v1")["precision"] == "auto"
