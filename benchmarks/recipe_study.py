@@ -9,7 +9,8 @@
 ``evaluate`` scores every ``--every``-th checkpoint of each run (G's moving average, as exported; a run started
 ``--init-from`` weights also gets those weights as step 0, its CPU minutes counted on from theirs) with
 ``stargan.evaluate`` on the same held-out faces and key labels, scored as a user sees the edit (the face plus G's
-change), and appends the points to ``benchmarks/study/<run name>.json``; checkpoints already there are skipped,
+change) with lone flips (as every point before 2026-12-03), then Male and Smiling with their related attributes
+(``success_related``, as the demo edits them), and appends the points to ``benchmarks/study/<run name>.json``; checkpoints already there are skipped,
 so it can be run again while the runs go on. CPU minutes are the training process's own CPU time
 (``time.process_time``, recorded by the trainer), so runs that shared the machine compare fairly.
 ``plot`` draws every run found in that folder, one panel per measure.
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from stargan import checkpoint as ckpt  # noqa: E402
 from stargan.config import ModelConfig, TrainConfig  # noqa: E402
-from stargan.domains import HAIR_COLOURS  # noqa: E402
+from stargan.domains import HAIR_COLOURS, RELATED_ATTRIBUTES  # noqa: E402
 from stargan.evaluate import evaluate_model  # noqa: E402
 from stargan.judges import DEFAULT_JUDGES  # noqa: E402
 from stargan.models import build_discriminator, build_generator  # noqa: E402
@@ -89,10 +90,16 @@ def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, .
                 continue
             model, info = load_checkpoint_model(path) if path.is_file() else \
                 (path, {"step": 0, "g_updates": 0, "wall_time": 0.0, "cpu_time": 0.0})
-            report = evaluate_model(model, judges, limit=limit, labels=labels, rec_limit=0, grid_faces=0)
+            # lone flips, as every earlier point; then the labels with related attributes as the demo edits them
+            report = evaluate_model(model, judges, limit=limit, labels=labels, rec_limit=0, grid_faces=0,
+                                    related=False)
             per = report.evaluation["per_label"]
+            followed = sorted({name for name, _ in RELATED_ATTRIBUTES} & set(labels))
+            related = evaluate_model(model, judges, limit=limit, labels=followed, rec_limit=0, grid_faces=0,
+                                     related=True).evaluation["per_label"] if followed else {}
             doc["points"].append({**info, "cpu_minutes": round(doc["start_cpu_minutes"] + info["cpu_time"] / 60, 2),
                                   "success": {n: m["success"] for n, m in per.items()},
+                                  "success_related": {n: m["success"] for n, m in related.items()},
                                   "preservation": {n: m["preservation"] for n, m in per.items()},
                                   "summary": report.evaluation["summary"], "faces": report.evaluation["test_faces"]})
             doc["points"].sort(key=lambda p: p["step"])

@@ -57,9 +57,11 @@ STEP = 0.01
 HAIR = (*HAIR_COLOURS, "Bald", "Bangs", "Receding_Hairline", "Straight_Hair", "Wavy_Hair", "Sideburns")
 ACCESSORIES = ("Eyeglasses", "Wearing_Hat", "Wearing_Earrings", "Wearing_Necklace", "Wearing_Necktie",
                "Wearing_Lipstick", "Heavy_Makeup")
-FACE = tuple(n for n in CELEBA_ATTRIBUTES if n not in HAIR and n not in ACCESSORIES)
-GROUPS: dict[str, tuple[str, ...]] = {"Hair": HAIR, "Face": FACE, "Accessories": ACCESSORIES,
-                                      "Expression": RAFD_EXPRESSIONS}
+HEADLINE = ("Male", "Young", "Smiling")  # what most people try first: open at the top of the page
+FACE = tuple(n for n in CELEBA_ATTRIBUTES if n not in HAIR and n not in ACCESSORIES and n not in HEADLINE)
+GROUPS: dict[str, tuple[str, ...]] = {"Gender, age, smile": HEADLINE, "Hair": HAIR, "Face": FACE,
+                                      "Accessories": ACCESSORIES, "Expression": RAFD_EXPRESSIONS}
+OPEN_GROUPS = ("Gender, age, smile", "Hair", "Expression")
 ALL_NAMES: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 EXPRESSIONS = set(RAFD_EXPRESSIONS)
 ALL_FACES = "All faces"
@@ -294,7 +296,7 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                 success = default.success()
                 shown = visible_names(default)
                 for group, group_names in GROUPS.items():
-                    with gr.Accordion(group, open=group in ("Hair", "Expression"),
+                    with gr.Accordion(group, open=group in OPEN_GROUPS,
                                       visible=any(n in shown for n in group_names)) as acc:
                         accordions[group] = acc
                         for n in group_names:
