@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default, the most accurate in benchmarks/RESULTS.md); guided follows the photo's own "
                              "edges (OpenCV's guided filter)")
     parser.add_argument("--strength", type=float, default=1.0,
-                        help="a multiplier on the change G makes, 0 to 3 (default 1: G's own edit). Raise it when "
-                             "an edit is too subtle to see (e.g. 2 for gender or age); lower it for a lighter touch")
+                        help="a multiplier on the change G makes, 0 to 3 (default 1: G's own edit). Above 1 "
+                             "exaggerates a subtle edit, and its colour errors with it; below 1 a lighter touch")
     parser.add_argument("--related", action=argparse.BooleanOptionalAction, default=True,
                         help="move the attributes that go with an edit along with it (default): Male=1 also takes "
                              "off make-up and jewellery, Male=0 facial hair, Smiling=1 lifts the cheeks and opens the "
