@@ -7,7 +7,8 @@
 
 Columns: the original, then each edit (a setting of one or two controls) at strength 1, pasted back into the
 photo (the editor's default mode). One row per photo, weights folder and ``--related`` choice (the folder's name,
-and "lone" for edits without their related attributes, are written on the row's first tile). The crop is the face's box, enlarged, so the edits can be judged at photo resolution.
+and "lone" for edits without their related attributes, are written on the row's first tile). The crop is the
+face's box, enlarged, so the edits can be judged at photo resolution.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ EDITS = {
 }
 
 
-def gallery_row(editor: Editor, photo: str, tile_size: int, label: str = "", related: bool = True) -> list[Image.Image]:
+def gallery_row(editor: Editor, photo: str, tile_size: int, label: str = "",
+                related: bool = True) -> list[Image.Image]:
     prepared = editor.prepare(photo)
     read = prepared.faces[0].labels
     x0, y0, x1, y1 = prepared.faces[0].face.box
@@ -64,7 +66,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--tile", type=int, default=192)
     p.add_argument("--related", choices=("on", "off", "both"), default="on",
-                   help="move the attributes that go with an edit (on, the demo's default), not (off), or a row of each")
+                   help="move the attributes that go with an edit (on, the demo's default), not (off), "
+                        "or a row of each (both)")
     args = p.parse_args()
 
     editors = [(Path(w).name if len(args.weights or []) > 1 else "", Editor(w))

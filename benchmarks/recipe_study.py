@@ -10,8 +10,8 @@
 ``--init-from`` weights also gets those weights as step 0, its CPU minutes counted on from theirs) with
 ``stargan.evaluate`` on the same held-out faces and key labels, scored as a user sees the edit (the face plus G's
 change) with lone flips (as every point before 2026-12-03), then Male and Smiling with their related attributes
-(``success_related``, as the demo edits them), and appends the points to ``benchmarks/study/<run name>.json``; checkpoints already there are skipped,
-so it can be run again while the runs go on. CPU minutes are the training process's own CPU time
+(``success_related``, as the demo edits them), and appends the points to ``benchmarks/study/<run name>.json``;
+checkpoints already there are skipped, so it can be run again while the runs go on. CPU minutes are the training process's own CPU time
 (``time.process_time``, recorded by the trainer), so runs that shared the machine compare fairly.
 ``plot`` draws every run found in that folder, one panel per measure.
 """

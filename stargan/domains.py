@@ -35,9 +35,10 @@ CATEGORICAL = "categorical"
 
 # Attributes that go with an edit. G learns from real faces' label vectors only, and in CelebA these almost never
 # disagree with the edited attribute's new value (each rule holds for 77-100% of the training faces with that
-# value; tests/test_domains.py measures it). A lone flip asks G for a face it never saw (a man with lipstick and
-# heavy make-up, a smile with a closed mouth and flat cheeks), and it answers with a faint change. Moving these
-# along with the edit asks for a face like the ones it learnt: Male 18% -> 68% on held-out faces (RESULTS).
+# value; tests/test_core.py measures it on the data). A lone flip asks G for a face it never saw (a man with
+# lipstick and heavy make-up, a smile with a closed mouth and flat cheeks), and it answers with a faint change.
+# Moving these along with the edit asks for a face like the ones it learnt: Male 18% -> 74% on held-out faces
+# (RESULTS, "Related attributes").
 RELATED_ATTRIBUTES: dict[tuple[str, int], dict[str, int]] = {
     ("Male", 1): {"Arched_Eyebrows": 0, "Heavy_Makeup": 0, "Rosy_Cheeks": 0, "Wearing_Earrings": 0,
                   "Wearing_Lipstick": 0, "Wearing_Necklace": 0},
