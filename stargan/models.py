@@ -168,6 +168,29 @@ def build_generator(config: ModelConfig) -> Generator:
                      config.g_condition, keep_last=len(space.datasets) if space.has_mask else 0)
 
 
+ATTENTION_FROM_IMAGE_MASK_BIAS = 3.0  # sigmoid(3) = 0.95: the converted G starts as the image-head G it came from
+
+
+def load_generator_weights(G: Generator, source: Generator) -> None:
+    """Load ``source``'s weights into ``G``. Same heads: a plain copy. An image head into an attention head
+    (fine-tuning a trained paper-head G into GANimation's head): the body and the colour image C are the
+    source's, and the mask starts open (M ~ 0.95), so G starts as the source G; the mask regulariser
+    (``--lambda-mask``) then closes it wherever no change is needed, and there the edit leaves the photo as it
+    was: no colour cast on skin or background."""
+    if G.head == source.head:
+        G.load_state_dict(source.state_dict())
+        return
+    if (source.head, G.head) != ("image", "attention"):
+        raise ValueError(f"cannot start a {G.head!r}-head generator from a {source.head!r}-head one; only image -> "
+                         "attention is supported")
+    state = source.state_dict()
+    last = f"main.{len(G.main) - 1}"  # the image head's last convolution sits at the same index, before its tanh
+    weight = torch.zeros_like(G.main[-1].weight)
+    weight[:3] = state.pop(f"{last}.weight")
+    bias = torch.tensor([0.0, 0.0, 0.0, ATTENTION_FROM_IMAGE_MASK_BIAS])
+    G.load_state_dict({**state, f"{last}.weight": weight, f"{last}.bias": bias})
+
+
 def build_discriminator(config: ModelConfig) -> Discriminator:
     return Discriminator(config.image_size, config.d_conv_dim, config.d_label_dim, config.d_repeat_num)
 

@@ -17,7 +17,7 @@ import shlex
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +33,14 @@ from .data import CelebADataset, ExpressionDataset, StepBatchSampler
 from .device import autocast, native_bf16, resolve_device, resolve_precision
 from .domains import BINARY, LabelSpace, celeba, expressions
 from .losses import ADV_LOSSES, d_loss, g_loss
-from .models import G_CONDITIONS, G_HEADS, build_discriminator, build_generator, count_parameters
+from .models import (
+    G_CONDITIONS,
+    G_HEADS,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+    load_generator_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -234,16 +241,17 @@ class Trainer:
         from .weights import load_weights
 
         loaded = load_weights(source, load_discriminator=True)
-        if loaded.config != self.model_config:
+        # An image-head G may start an attention-head run (models.load_generator_weights); nothing else may differ.
+        if replace(loaded.config, g_head=self.model_config.g_head) != self.model_config:
             raise ValueError(f"--init-from {source}: its model ({loaded.config}) differs from this run's "
                              f"({self.model_config}); use the same architecture, image size and labels")
         if loaded.discriminator is None:
             raise ValueError(f"--init-from {source}: the folder has no discriminator.safetensors; fine-tuning "
                              "needs a trained D as well as G")
-        self.G.load_state_dict(loaded.generator.state_dict())
+        load_generator_weights(self.G, loaded.generator)
         self.D.load_state_dict(loaded.discriminator.state_dict())
         if self.G_ema is not None:
-            self.G_ema.load_state_dict(loaded.generator.state_dict())
+            load_generator_weights(self.G_ema, loaded.generator)
         earlier = loaded.provenance or {}
         self.initialised_from = {"source": str(source), **{k: earlier[k] for k in
                                  ("command", "resumed_with", "initialised_from", "how_to_reproduce", "steps",

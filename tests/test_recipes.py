@@ -16,7 +16,7 @@ from stargan.config import ModelConfig, TrainConfig
 from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, LabelSpace, celeba, expressions
 from stargan.inference import Editor, LabelFoldedGenerator
 from stargan.losses import mask_regularisers, r1_penalty
-from stargan.models import Generator, build_generator
+from stargan.models import Generator, build_generator, load_generator_weights
 from stargan.recipes import RECIPES, recipe
 from stargan.trainer import check_options
 from stargan.weights import load_weights, save_weights
@@ -39,6 +39,24 @@ def test_residual_head_starts_as_the_identity_and_attention_near_it():
         Generator(8, 5, 1, head="residual")(x, c, with_mask=True)
     with pytest.raises(ValueError, match="head"):
         Generator(8, 5, 1, head="mirror")
+
+
+def test_a_trained_image_head_starts_an_attention_head_as_itself():
+    torch.manual_seed(0)
+    image_g = Generator(8, 5, 1, head="image")
+    for p in image_g.parameters():  # a "trained" G: away from the initialisation
+        p.data.add_(torch.randn_like(p) * 0.1)
+    attention_g = Generator(8, 5, 1, head="attention")
+    load_generator_weights(attention_g, image_g)
+    x, c = _faces(), torch.rand(2, 5)
+    y, mask = attention_g(x, c, with_mask=True)
+    assert torch.allclose(mask, torch.full_like(mask, torch.sigmoid(torch.tensor(3.0)).item()))
+    before = image_g(x, c)
+    # y = M * C + (1 - M) * x with C the image head's output: within (1 - M) * |C - x| of it
+    assert torch.allclose(y, before, atol=0.05 * 2)
+    assert not torch.allclose(y, x, atol=0.5)
+    with pytest.raises(ValueError, match="only image -> attention"):
+        load_generator_weights(Generator(8, 5, 1, head="image"), attention_g)
 
 
 @pytest.mark.parametrize("head", ["image", "residual", "attention"])
