@@ -177,9 +177,9 @@ ATTENTION_FROM_IMAGE_MASK_BIAS = 0.0
 def load_generator_weights(G: Generator, source: Generator) -> None:
     """Load ``source``'s weights into ``G``. Same heads: a plain copy. An image head into an attention head
     (fine-tuning a trained paper-head G into GANimation's head): the body and the colour image C are the
-    source's and the mask starts half open, y = (C + x) / 2; the mask regulariser (``--lambda-mask``) then
-    keeps it closed wherever no change is needed, and there the edit leaves the photo as it was: no colour cast
-    on skin or background."""
+    source's and the mask starts half open, y = (C + x) / 2; the mask regulariser (``--lambda-mask``) is meant
+    to keep it closed where no change is needed. Measured with lambda 0.1-0.3 it did not: the losses reopened it
+    almost everywhere (benchmarks/RESULTS.md, "GANimation's mask on the shipped model")."""
     if G.head == source.head:
         G.load_state_dict(source.state_dict())
         return

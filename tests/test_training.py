@@ -121,7 +121,7 @@ def test_init_from_a_weights_folder_fine_tunes_it(celeba_dir, tmp_path):
     with pytest.raises(ValueError, match="differs from this run"):
         Trainer(TrainConfig.from_dict({**options, "g_conv_dim": 16, "run_dir": str(tmp_path / "fourth")}))
 
-    # A paper-head G may start an attention-head run (GANimation's mask, opened so that G starts as itself).
+    # A paper-head G may start an attention-head run (GANimation's mask, started half open).
     run([*data, "--num-iters", "1", "--init-from", str(tmp_path / "first" / "export"), "--g-head", "attention",
          "--lambda-mask", "0.1", "--run-dir", str(tmp_path / "attention")])
     attention = load_weights(tmp_path / "attention" / "export")
