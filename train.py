@@ -80,6 +80,9 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                           "G's output joins G's loss; never an evaluation judge"),
     "lambda_teacher": ("recipe", "weight of the teacher's classification loss, with --teacher (default scale: "
                                  "the same as lambda_cls)"),
+    "hair_outside_face": ("recipe", "D_cls and the teacher read G's hair colours from G's change outside the face "
+                                    "core only (as the demo's edit regions show it), so a tinted face earns no "
+                                    "hair colour"),
     "batch_size": ("recipe", "images per step per dataset, over all processes (the paper: 16)"),
     "num_iters": ("recipe", "training steps in total (the paper: 200,000)"),
     "num_iters_decay": ("recipe", "the last steps over which the learning rates fall linearly to 0 (the paper: "

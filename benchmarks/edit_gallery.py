@@ -4,10 +4,12 @@
     python benchmarks/edit_gallery.py ../shared/data/celeba_wild_sample/deepface_img1.jpg --out /tmp/wild.png
     python benchmarks/edit_gallery.py PHOTO [PHOTO ...] --weights A --weights B --out /tmp/compare.png
     python benchmarks/edit_gallery.py PHOTO [PHOTO ...] --related both --out /tmp/related.png
+    python benchmarks/edit_gallery.py PHOTO [PHOTO ...] --regions both --out /tmp/regions.png
 
 Columns: the original, then each edit (a setting of one or two controls) at strength 1, pasted back into the
-photo (the editor's default mode). One row per photo, weights folder and ``--related`` choice (the folder's name,
-and "lone" for edits without their related attributes, are written on the row's first tile). The crop is the
+photo (the editor's default mode). One row per photo, weights folder, ``--related`` and ``--regions`` choice (the
+folder's name, "lone" for edits without their related attributes and "anywhere" for edits not kept to their
+regions are written on the row's first tile). The crop is the
 face's box, enlarged, so the edits can be judged at photo resolution.
 """
 
@@ -40,7 +42,7 @@ EDITS = {
 
 
 def gallery_row(editor: Editor, photo: str, tile_size: int, label: str = "",
-                related: bool = True) -> list[Image.Image]:
+                related: bool = True, regions: bool = True) -> list[Image.Image]:
     prepared = editor.prepare(photo)
     read = prepared.faces[0].labels
     x0, y0, x1, y1 = prepared.faces[0].face.box
@@ -51,7 +53,7 @@ def gallery_row(editor: Editor, photo: str, tile_size: int, label: str = "",
         if settings is None:
             attr = "Male" if name == "gender" else "Young"
             settings = {attr: 0.0 if read.get(attr, 0.0) > 0.5 else 1.0}
-        image = editor.edit(prepared, settings, related=related).photo if settings else prepared.photo
+        image = editor.edit(prepared, settings, related=related, regions=regions).photo if settings else prepared.photo
         tile = Image.fromarray(np.asarray(image)).crop(box).resize((tile_size, tile_size), Image.LANCZOS)
         text = f"{label}: {name}" if label and name == "original" else name
         ImageDraw.Draw(tile).text((4, 4), text, fill=(255, 255, 0))
@@ -68,13 +70,18 @@ def main() -> None:
     p.add_argument("--related", choices=("on", "off", "both"), default="on",
                    help="move the attributes that go with an edit (on, the demo's default), not (off), "
                         "or a row of each (both)")
+    p.add_argument("--regions", choices=("on", "off", "both"), default="on",
+                   help="keep each edit to its region (on, the demo's default), not (off), or a row of each (both)")
     args = p.parse_args()
 
     editors = [(Path(w).name if len(args.weights or []) > 1 else "", Editor(w))
                for w in (args.weights or [str(DEFAULT_WEIGHTS)])]
-    choices = {"on": [True], "off": [False], "both": [False, True]}[args.related]
-    rows = [gallery_row(editor, photo, args.tile, " ".join(filter(None, [label, "" if related else "lone"])), related)
-            for photo in args.photos for label, editor in editors for related in choices]
+    choices = {"on": [True], "off": [False], "both": [False, True]}
+    rows = [gallery_row(editor, photo, args.tile,
+                        " ".join(filter(None, [label, "" if related else "lone", "" if regions else "anywhere"])),
+                        related, regions)
+            for photo in args.photos for label, editor in editors
+            for related in choices[args.related] for regions in choices[args.regions]]
     sheet = Image.new("RGB", (args.tile * len(rows[0]), args.tile * len(rows)))
     for r, tiles in enumerate(rows):
         for i, tile in enumerate(tiles):

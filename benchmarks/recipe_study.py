@@ -90,13 +90,14 @@ def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, .
                 continue
             model, info = load_checkpoint_model(path) if path.is_file() else \
                 (path, {"step": 0, "g_updates": 0, "wall_time": 0.0, "cpu_time": 0.0})
-            # lone flips, as every earlier point; then the labels with related attributes as the demo edits them
+            # lone flips, as every earlier point; then the labels with related attributes as the demo edits them.
+            # G's change wherever G makes it (no edit regions), as every earlier point: the study compares G's.
             report = evaluate_model(model, judges, limit=limit, labels=labels, rec_limit=0, grid_faces=0,
-                                    related=False)
+                                    related=False, regions=False)
             per = report.evaluation["per_label"]
             followed = sorted({name for name, _ in RELATED_ATTRIBUTES} & set(labels))
             related = evaluate_model(model, judges, limit=limit, labels=followed, rec_limit=0, grid_faces=0,
-                                     related=True).evaluation["per_label"] if followed else {}
+                                     related=True, regions=False).evaluation["per_label"] if followed else {}
             doc["points"].append({**info, "cpu_minutes": round(doc["start_cpu_minutes"] + info["cpu_time"] / 60, 2),
                                   "success": {n: m["success"] for n, m in per.items()},
                                   "success_related": {n: m["success"] for n, m in related.items()},

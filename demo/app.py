@@ -265,6 +265,8 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                 related = gr.Checkbox(True, label="Related attributes follow", elem_id="related",
                                       info="gender also takes off make-up (to male) or facial hair (to female); a "
                                            "smile lifts the cheeks and opens the mouth. Sliders you moved stay as set")
+                regions = gr.Checkbox(True, label="Keep each edit in its place", elem_id="regions",
+                                      info="a hair colour changes the hair, not the skin; no edit tints the background")
                 status = gr.Markdown("", elem_id="status")
                 reset = gr.Button("Reset", variant="secondary")
                 if EXAMPLES.is_dir():
@@ -315,10 +317,10 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
             return models.get(st.get("model"))
 
         def edit(st: dict, face_choice: str, mode_value: str, upsample_value: str, strength_value: float,
-                 related_value: bool, values: tuple[float, ...]):
+                 related_value: bool, regions_value: bool, values: tuple[float, ...]):
             return editor_of(st).edit(st["prepared"], _settings(st, values, names), face=_face_arg(face_choice),
                                       mode=mode_value if mode_value in MODES else "delta", strength=strength_value,
-                                      related=bool(related_value),
+                                      related=bool(related_value), regions=bool(regions_value),
                                       upsample=upsample_value if upsample_value in UPSAMPLES else DEFAULT_UPSAMPLE)
 
         def original(st: dict) -> str | None:
@@ -329,11 +331,12 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
             return path
 
         def run_edit(st: dict, face_choice: str, mode_value: str, upsample_value: str, strength_value: float,
-                     related_value: bool, values: tuple[float, ...]):
+                     related_value: bool, regions_value: bool, values: tuple[float, ...]):
             if st.get("prepared") is None:
                 return None, None
             try:
-                result = edit(st, face_choice, mode_value, upsample_value, strength_value, related_value, values)
+                result = edit(st, face_choice, mode_value, upsample_value, strength_value, related_value,
+                              regions_value, values)
             except (KeyError, ValueError) as e:
                 raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
             return preview(result.after[0]), (original(st), preview(result.photo))
@@ -385,17 +388,19 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                    api_name="select_face", show_progress_on=[photo_out])
 
         def on_slider(st: dict, face_choice: str, mode_value: str, upsample_value: str, strength_value: float,
-                      related_value: bool, *values: float):
-            return run_edit(st or {}, face_choice, mode_value, upsample_value, strength_value, related_value, values)
+                      related_value: bool, regions_value: bool, *values: float):
+            return run_edit(st or {}, face_choice, mode_value, upsample_value, strength_value, related_value,
+                            regions_value, values)
 
-        gr.on([s.input for s in slider_list] + [mode.input, upsample.input, strength.input, related.input], on_slider,
-              [state, face, mode, upsample, strength, related] + slider_list,
+        gr.on([s.input for s in slider_list] + [mode.input, upsample.input, strength.input, related.input,
+                                                regions.input], on_slider,
+              [state, face, mode, upsample, strength, related, regions] + slider_list,
               outputs_edit, trigger_mode="always_last", concurrency_id="edit", concurrency_limit=CONCURRENCY,
               show_progress="hidden", api_name="edit_live")
 
         def make_toggle(name: str) -> Callable:
             def toggle(checked: bool, st: dict, face_choice: str, mode_value: str, upsample_value: str,
-                       strength_value: float, related_value: bool, *values: float):
+                       strength_value: float, related_value: bool, regions_value: bool, *values: float):
                 st = st or {}
                 current = dict(zip(names, values, strict=True))
                 check_updates = [gr.update() for _ in names]
@@ -411,25 +416,27 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                     current[name] = 1.0 if checked else 0.0
                 new_values = tuple(current[n] for n in names)
                 after, photo = run_edit(st, face_choice, mode_value, upsample_value, strength_value, related_value,
-                                        new_values)
+                                        regions_value, new_values)
                 return [gr.update(value=v) for v in new_values] + check_updates + [after, photo]
 
             return toggle
 
         for n in names:
-            checks[n].input(make_toggle(n), [checks[n], state, face, mode, upsample, strength, related] + slider_list,
+            checks[n].input(make_toggle(n), [checks[n], state, face, mode, upsample, strength, related, regions]
+                            + slider_list,
                             slider_list + check_list + outputs_edit, trigger_mode="always_last",
                             concurrency_id="edit", concurrency_limit=CONCURRENCY, show_progress="hidden",
                             api_visibility="undocumented")
 
         def on_save(st: dict, face_choice: str, mode_value: str, upsample_value: str, strength_value: float,
-                    related_value: bool, *values: float):
+                    related_value: bool, regions_value: bool, *values: float):
             if (st or {}).get("prepared") is None:
                 raise gr.Error("upload a photo first", title="Nothing to save")
-            result = edit(st, face_choice, mode_value, upsample_value, strength_value, related_value, values)
+            result = edit(st, face_choice, mode_value, upsample_value, strength_value, related_value, regions_value,
+                          values)
             return gr.update(value=preview(result.photo, lossless=True, prefix="stargan-edit-"), visible=True)
 
-        save_png.click(on_save, [state, face, mode, upsample, strength, related] + slider_list, png_file,
+        save_png.click(on_save, [state, face, mode, upsample, strength, related, regions] + slider_list, png_file,
                        concurrency_id="edit",
                        concurrency_limit=CONCURRENCY, api_name="save_png")
 

@@ -25,13 +25,16 @@ What is judged (``--scoring``):
 
 A binary target moves the attributes that go with the edited one along with it, as the demo does
 (``domains.RELATED_ATTRIBUTES``: make-up and facial hair with Male, the cheeks and mouth with Smiling);
-``--no-related`` scores the lone flip instead.
+``--no-related`` scores the lone flip instead. In user scoring each edit is kept to its region as the demo keeps
+it (``stargan.regions``: a hair colour on the hair, nothing on the background); ``--no-regions`` scores G's
+change wherever G makes it.
 
 Commands::
 
     python -m stargan.evaluate train-judges --out benchmarks/judges
     python -m stargan.evaluate model WEIGHTS_FOLDER [--judges benchmarks/judges] [--limit 1000] [--out DIR]
                                      [--scoring user|direct] [--labels Male,Young,...] [--no-related]
+                                     [--no-regions]
                                      [--expression-roots DIR ...] [--update-card]
 """
 
@@ -201,6 +204,8 @@ class Report:
         faces = ", ".join(f"{k}: {v['faces']} of {v['available']}" for k, v in ev["test_faces"].items())
         targets = ("with their related attributes (make-up and facial hair with Male, cheeks and mouth with "
                    "Smiling), as the demo makes them" if ev.get("related_attributes") else "lone flips")
+        if ev.get("edit_regions"):
+            targets += "; each edit kept to its region (stargan.regions)"
         lines += ["", f"Held-out faces: {faces}. Binary targets: {targets}. Scoring: {self.details['scoring']}.",
                   f"Realism: {self.details['realism_features']}; the same distance "
                   f"between two halves of the real faces is {self.details['realism_real_halves']:.2f}.",
@@ -215,14 +220,15 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                    expression_roots: Sequence[Path] = DEFAULT_EXPRESSION_TEST, limit: int | None = 1000,
                    batch_size: int = 64, precision: str = "auto", seed: int = 0, command: str = "",
                    grid_faces: int = 4, rec_limit: int | None = 256, scoring: str = "user",
-                   labels: Sequence[str] | None = None, related: bool = True) -> Report:
+                   labels: Sequence[str] | None = None, related: bool = True, regions: bool = True) -> Report:
     """Translate every held-out face to every target of its dataset (or to the targets in ``labels``) and score
     what ``scoring`` shows (module docstring) with the judges.
 
     ``model`` is a weights folder path or a :class:`stargan.weights.LoadedModel` (its ``generator`` may be any
     module called as ``G(x, c, source=c_source)``). ``precision`` "auto" is bf16 autocast where the CPU computes bf16 natively,
     else fp32. Reconstruction is measured on the first ``rec_limit`` faces of each dataset (rounded up to whole
-    batches; None: all), since it costs a second pass of G per face and target.
+    batches; None: all), since it costs a second pass of G per face and target. ``regions`` (user scoring):
+    keep each edit to its region, as the demo does.
     """
     from .inference import Editor
     from .weights import LoadedModel, load_weights
@@ -276,6 +282,7 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                     expr_real.append(expr_judge.read(shown[i: i + batch_size])[0])
         attr_real = torch.cat(attr_real)
         source = editor.read_labels(x) if editor is not None else None
+        edit_regions = editor.regions_of(shown) if editor is not None and regions else None
         c_org = space.g_label(tf.values, d.name)
         rows = [[shown[k]] for k in range(min(grid_faces, n))]
         for name, target in targets:
@@ -296,7 +303,8 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                         edited = fake
                     else:
                         value = target[part, d.index(name)]
-                        edited = _user_view(editor, shown[part], xb, source[part], name, value, related)
+                        edited = _user_view(editor, shown[part], xb, source[part], name, value, related,
+                                            None if edit_regions is None else edit_regions[part])
                     if measure_rec:
                         rec = g(fake, c_org[part], source=c_trg[part]).float()
                         l1 += float((rec - xb).abs().mean(dim=(1, 2, 3)).sum())
@@ -349,7 +357,7 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                                "reconstruction_faces": _rec_faces(len(tf.images), rec_limit, batch_size)}
                   for tf in faces}
     evaluation = {"per_label": per_label, "summary": summary, "command": command, "test_faces": test_faces,
-                  "scoring": scoring, "related_attributes": related}
+                  "scoring": scoring, "related_attributes": related, "edit_regions": editor is not None and regions}
     details = {"model": str(loaded.path), "dataset_of": dataset_of, "judges": str(judges),
                "attribute_judge_accuracy_mean": attr_spec.get("accuracy_mean"),
                "scoring": (f"user: the {shown_size} px face plus G's change (G(x, c_target) - G(x, c_source), "
@@ -376,14 +384,15 @@ def _check_labels(space: LabelSpace, labels: Sequence[str] | None) -> set[str]:
 
 
 def _user_view(editor: Any, shown: torch.Tensor, x: torch.Tensor, source: torch.Tensor, name: str,
-               value: torch.Tensor, related: bool = True) -> torch.Tensor:
-    """What the demo shows for target ``name`` = ``value`` (per face): the shown face plus the editor's change,
-    computed at the model's size and upsampled bilinearly to the shown size."""
+               value: torch.Tensor, related: bool = True, regions: torch.Tensor | None = None) -> torch.Tensor:
+    """What the demo shows for target ``name`` = ``value`` (per face): the shown face plus the editor's change
+    (kept to ``regions`` where given), computed at the model's size and upsampled bilinearly to the shown size."""
     change = torch.zeros_like(x)
     for wanted in (0.0, 1.0):
         rows = (value > 0.5) == bool(wanted)
         if bool(rows.any()):
-            change[rows] = editor.change(x[rows], {name: wanted}, source[rows], related=related)
+            change[rows] = editor.change(x[rows], {name: wanted}, source[rows], related=related,
+                                         regions=None if regions is None else regions[rows])
     if change.shape[-1] != shown.shape[-1]:
         change = F.interpolate(change, size=shown.shape[-2:], mode="bilinear", align_corners=False)
     return (shown + change).clamp(-1, 1)
@@ -518,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--related", action=argparse.BooleanOptionalAction, default=True,
                     help="move the attributes that go with an edit along with it, as the demo does (default); "
                          "--no-related scores the lone flip")
+    ev.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
+                    help="user scoring: keep each edit to its region as the demo does (a hair colour on the hair, "
+                         "nothing on the background; default); --no-regions scores G's change wherever it is")
     ev.add_argument("--seed", type=int, default=0, help="seed of the held-out subset (--limit); keep it to compare "
                     "models on the same faces")
     ev.add_argument("--update-card", action="store_true",
@@ -544,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     args.batch_size, args.precision, args.seed, command=_command(),
                                     rec_limit=args.rec_limit, scoring=args.scoring,
                                     labels=[n.strip() for n in args.labels.split(",")] if args.labels else None,
-                                    related=args.related)
+                                    related=args.related, regions=args.regions)
             out = args.out or PROJECT_ROOT / "benchmarks" / "evaluations" / Path(report.details["model"]).name
             paths = write_report(report, out)
             print(report.markdown())

@@ -15,6 +15,8 @@ alone change nothing; the delta is upsampled and added to the full-resolution ph
 what the edit does not touch keeps the photo's own detail. ``mode="direct"`` pastes G's output instead.
 Expression passes apply only the luminance of their change (the same value added to R, G and B): the
 expression data is mostly grayscale, and this keeps the photo's colour (its YCbCr chroma is unchanged).
+Each pass's change is kept to its region (``stargan.regions``, on by default in ``edit``): a hair colour
+changes the hair, not the skin; no edit tints the background.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from .face import (
     paste_back,
     paste_delta,
 )
+from .regions import batch_regions, face_regions, keep_in_region
 from .weights import LoadedModel, WeightsError, load_weights
 
 logger = logging.getLogger(__name__)
@@ -83,6 +86,7 @@ class PreparedFace:
     tensor: torch.Tensor  # (3, S, S) float32 in [-1, 1]
     source: torch.Tensor  # (d_dim,) probabilities in D_cls layout
     labels: dict[str, float]  # the same, by name
+    regions: torch.Tensor  # (2, S, S): where an edit may change the face (stargan.regions)
     _cache: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # G(x, c_source) per dataset
 
 
@@ -335,8 +339,11 @@ class Editor:
             matrices.append(aligned.matrix)
         tensors = to_tensor(np.stack(crops))
         source = self.read_labels(tensors)
-        prepared = [PreparedFace(i, f, crops[i], face_view(image, matrices[i], self.image_size), matrices[i],
-                                 tensors[i], source[i], self.labels_by_name(source[i])) for i, f in enumerate(faces)]
+        views = [face_view(image, m, self.image_size) for m in matrices]
+        # regions from the view: it has the photo's detail, the crop only G's 64 px
+        regions = [torch.from_numpy(face_regions(v, self.template, self.image_size)) for v in views]
+        prepared = [PreparedFace(i, f, crops[i], views[i], matrices[i], tensors[i], source[i],
+                                 self.labels_by_name(source[i]), regions[i]) for i, f in enumerate(faces)]
         return PreparedPhoto(image, prepared)
 
     # ---- targets -----------------------------------------------------------------------------------------------
@@ -384,9 +391,10 @@ class Editor:
 
     def _run(self, x: torch.Tensor, source: torch.Tensor, settings: Mapping[str, float], mode: str,
              caches: Sequence[dict[str, torch.Tensor]] | None = None, strength: float = 1.0,
-             related: bool = True) -> torch.Tensor:
+             related: bool = True, regions: torch.Tensor | None = None) -> torch.Tensor:
         """The chained passes; returns the edited faces (B, 3, S, S) in [-1, 1]. ``strength`` multiplies each
-        pass's change (1 = G's own edit; more exaggerates a subtle one); ``related``: see target_values."""
+        pass's change (1 = G's own edit; more exaggerates a subtle one); ``related``: see target_values;
+        ``regions`` (B, 2, S, S), stargan.regions: each pass's change is kept to its region (None: anywhere)."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: use one of {', '.join(MODES)}")
         strength = float(strength)
@@ -421,6 +429,9 @@ class Editor:
             step = step * strength
             if d.kind == CATEGORICAL:  # keep the photo's colour: the expression data is mostly grayscale
                 step = within_gamut(luminance(step), current)
+            if regions is not None:
+                moved = (tgt - src).abs() > 1e-6
+                step = keep_in_region(step, regions, [[n for n, m in zip(d.names, row) if m] for row in moved])
             step = step * changed.view(-1, 1, 1, 1)
             current = (current + step).clamp(-1, 1)
             first = False
@@ -428,36 +439,44 @@ class Editor:
 
     def translate(self, faces: torch.Tensor | np.ndarray, settings: Mapping[str, float],
                   source_labels: torch.Tensor | None = None, strength: float = 1.0,
-                  related: bool = True) -> torch.Tensor:
+                  related: bool = True, regions: torch.Tensor | None = None) -> torch.Tensor:
         """G's translation of aligned faces towards ``settings`` ({name: intensity in [0, 1]}).
 
         ``faces``: (B, 3, S, S) in [-1, 1], or uint8 (B, S, S, 3) / (S, S, 3). ``source_labels``: (B, d_dim) in
         D_cls layout, the labels the faces have now (read with D_cls when None); names not in ``settings`` keep
-        them. Returns G's output (B, 3, S, S) in [-1, 1], chained over datasets, the expression pass keeping
-        the input's colour."""
+        them. ``regions``: see change(). Returns G's output (B, 3, S, S) in [-1, 1], chained over datasets, the
+        expression pass keeping the input's colour."""
         x = to_tensor(faces) if isinstance(faces, np.ndarray) else torch.as_tensor(faces, dtype=torch.float32)
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[2:] != (self.image_size, self.image_size):
             raise ValueError(f"faces must be (B, 3, {self.image_size}, {self.image_size}), got {tuple(x.shape)}")
         source = self.read_labels(x) if source_labels is None else torch.as_tensor(source_labels, dtype=torch.float32)
-        return self._run(x, source.reshape(len(x), -1), settings, "direct", strength=strength, related=related)
+        return self._run(x, source.reshape(len(x), -1), settings, "direct", strength=strength, related=related,
+                         regions=regions)
 
     def change(self, faces: torch.Tensor, settings: Mapping[str, float], source_labels: torch.Tensor,
-               strength: float = 1.0, related: bool = True) -> torch.Tensor:
+               strength: float = 1.0, related: bool = True, regions: torch.Tensor | None = None) -> torch.Tensor:
         """The change the demo pastes for aligned faces (B, 3, S, S) in [-1, 1] with D_cls readings
-        ``source_labels``: G(x, c_target) - G(x, c_source) per pass, an expression's as luminance, clipped to the
-        image range. Evaluation scores exactly this."""
+        ``source_labels``: G(x, c_target) - G(x, c_source) per pass, an expression's as luminance, kept to
+        ``regions`` (B, 2, H, H) from ``face_regions`` where given (the demo's default; ``regions_of`` makes
+        them), clipped to the image range. Evaluation scores exactly this."""
         x = torch.as_tensor(faces, dtype=torch.float32)
         source = torch.as_tensor(source_labels, dtype=torch.float32).reshape(len(x), -1)
-        return self._run(x, source, settings, "delta", strength=strength, related=related) - x
+        return self._run(x, source, settings, "delta", strength=strength, related=related, regions=regions) - x
+
+    def regions_of(self, faces: torch.Tensor) -> torch.Tensor:
+        """Edit regions (B, 2, S, S) at the model's size for aligned faces (B, 3, H, H) in [-1, 1] at any
+        size (the larger, up to REGION_SIZE, the better they follow the hair)."""
+        return batch_regions(faces, self.template, self.image_size)
 
     def edit(self, prepared: PreparedPhoto, settings: Mapping[str, float], face: int | str = 0,
              mode: Mode = "delta", strength: float = 1.0, upsample: Upsample = DEFAULT_UPSAMPLE,
-             related: bool = True) -> EditResult:
+             related: bool = True, regions: bool = True) -> EditResult:
         """Edit one face (index, largest first) or ``"all"`` faces of a prepared photo and paste back.
         ``strength`` (0 to 3) multiplies the change G makes. ``upsample`` brings G's change (mode "delta") to
         the photo's resolution: "guided" along the photo's own edges, or "bilinear" (face.DEFAULT_UPSAMPLE by
         default, chosen by measurement). ``related``: move the attributes that go with an edit along with it
-        (make-up with gender, the mouth with a smile; see target_values)."""
+        (make-up with gender, the mouth with a smile; see target_values). ``regions``: keep each edit to its
+        region (a hair colour on the hair, no edit on the background; stargan.regions)."""
         t0 = time.perf_counter()
         if face == "all":
             chosen = list(prepared.faces)
@@ -473,7 +492,7 @@ class Editor:
         x = torch.stack([f.tensor for f in chosen])
         source = torch.stack([f.source for f in chosen])
         edited = self._run(x, source, settings, mode, caches=[f._cache for f in chosen], strength=strength,
-                           related=related)
+                           related=related, regions=torch.stack([f.regions for f in chosen]) if regions else None)
         after = to_uint8(edited)
         photo = prepared.photo
         for f, out, new in zip(chosen, after, edited, strict=True):
@@ -489,6 +508,6 @@ class Editor:
 
     def edit_photo(self, photo: str | Path | bytes | np.ndarray | Any, settings: Mapping[str, float],
                    face: int | str = 0, mode: Mode = "delta", strength: float = 1.0,
-                   upsample: Upsample = DEFAULT_UPSAMPLE, related: bool = True) -> EditResult:
+                   upsample: Upsample = DEFAULT_UPSAMPLE, related: bool = True, regions: bool = True) -> EditResult:
         """prepare() and edit() in one call."""
-        return self.edit(self.prepare(photo), settings, face, mode, strength, upsample, related)
+        return self.edit(self.prepare(photo), settings, face, mode, strength, upsample, related, regions)

@@ -124,11 +124,11 @@ def d_loss(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor | None, va
     return total, {k: v.detach() for k, v in terms.items()}
 
 
-def teacher_loss(teacher: torch.nn.Module, fake: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """A frozen classifier of real faces reads G's output: BCE against the target attribute values, summed over
-    attributes, mean over the batch (the same scale as the classification term). ``teacher`` maps images to one
-    logit per attribute of the dataset's block, in block order."""
-    logits = teacher(fake).float()
+def teacher_loss(logits: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A frozen classifier of real faces reads G's output (``logits``: one per attribute of the dataset's block,
+    in block order): BCE against the target attribute values, summed over attributes, mean over the batch (the
+    same scale as the classification term)."""
+    logits = logits.float()
     return F.binary_cross_entropy_with_logits(logits, values.float(), reduction="sum") / logits.size(0)
 
 
@@ -136,10 +136,15 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
            trg_values: torch.Tensor, labels: LabelSpace, dataset: str | None = None, adv: str = "wgan-gp",
            lambda_cls: float = 1.0, lambda_rec: float = 10.0, lambda_mask: float = 0.0, lambda_mask_tv: float = 0.0,
            teacher: torch.nn.Module | None = None, lambda_teacher: float = 0.0,
-           augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+           hair_view: tuple[torch.Tensor, list[int]] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_G = L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec, with G's labels ``c_org``/``c_trg`` and the
     target's dataset values ``trg_values`` for the classification term; plus, when their weights are set, the
-    attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss."""
+    attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss.
+
+    ``hair_view`` = (where, columns): the logits of the dataset's hair-colour ``columns`` (block positions) are
+    read, by D_cls and the teacher, from ``real + where * (fake - real)``: G's change only where hair may be (the
+    demo keeps a hair colour off the face, stargan.regions), so a tinted face earns G no hair colour."""
     use_mask = lambda_mask > 0 or lambda_mask_tv > 0
     if use_mask:
         fake, mask = G(real, c_trg, with_mask=True, source=c_org)
@@ -149,6 +154,15 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
         rec = G(fake, c_org, source=c_trg)
     seen = augment(fake) if augment is not None else fake
     fake_src, fake_cls = D(seen)
+    hair_seen = None
+    if hair_view is not None:
+        where, columns = hair_view
+        hair_fake = real + where * (fake - real)
+        hair_seen = augment(hair_fake) if augment is not None else hair_fake
+        block = labels.block(dataset)
+        d_columns = [block.start + c for c in columns]
+        fake_cls = fake_cls.clone()
+        fake_cls[:, d_columns] = D(hair_seen)[1][:, d_columns]
     terms = {"adv": adversarial_g(fake_src, adv),
              "cls": classification(fake_cls, trg_values, labels, dataset),
              "rec": reconstruction(real, rec)}
@@ -158,6 +172,10 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
         terms["mask"], terms["mask_tv"] = (m1 + m2) / 2, (tv1 + tv2) / 2
         total = total + lambda_mask * terms["mask"] + lambda_mask_tv * terms["mask_tv"]
     if teacher is not None and lambda_teacher > 0:
-        terms["teacher"] = teacher_loss(teacher, seen, trg_values)
+        logits = teacher(seen)
+        if hair_seen is not None:
+            logits = logits.clone()
+            logits[:, hair_view[1]] = teacher(hair_seen)[:, hair_view[1]]
+        terms["teacher"] = teacher_loss(logits, trg_values)
         total = total + lambda_teacher * terms["teacher"]
     return total, {k: v.detach() for k, v in terms.items()}

@@ -31,7 +31,8 @@ from .augment import augment, parse_policy
 from .config import ModelConfig, TrainConfig
 from .data import CelebADataset, ExpressionDataset, StepBatchSampler
 from .device import autocast, native_bf16, resolve_device, resolve_precision
-from .domains import BINARY, LabelSpace, celeba, expressions
+from .domains import BINARY, HAIR_COLOURS, LabelSpace, celeba, expressions
+from .face import CELEBA_HQ_128_TEMPLATE
 from .losses import ADV_LOSSES, d_loss, g_loss
 from .models import (
     G_CONDITIONS,
@@ -120,6 +121,8 @@ def check_options(cfg: TrainConfig) -> None:
     parse_policy(cfg.diffaug)
     if cfg.teacher and not cfg.celeba_dir:
         raise ValueError("--teacher reads CelebA attributes; it needs --celeba-dir")
+    if cfg.hair_outside_face and not (cfg.celeba_dir and set(cfg.celeba_attrs) & set(HAIR_COLOURS)):
+        raise ValueError("--hair-outside-face needs --celeba-dir and at least one hair colour in --celeba-attrs")
 
 
 def step_generator(seed: int, step: int, source: int) -> torch.Generator:
@@ -169,6 +172,14 @@ class Trainer:
             teacher = load_teacher(cfg.teacher)
             self.teachers = {d.name: BlockTeacher(teacher, d.names).to(self.device)
                              for d in self.labels.datasets if d.kind == BINARY}
+        self.hair_views: dict[str, tuple[torch.Tensor, list[int]]] = {}  # by dataset: see losses.g_loss
+        if cfg.hair_outside_face:
+            from .regions import face_core
+
+            core = face_core(cfg.template or CELEBA_HQ_128_TEMPLATE, cfg.image_size)
+            where = (1.0 - torch.from_numpy(core)).view(1, 1, cfg.image_size, cfg.image_size).to(self.device)
+            self.hair_views = {d.name: (where, [d.index(n) for n in HAIR_COLOURS if n in d.names])
+                               for d in self.labels.datasets if set(d.names) & set(HAIR_COLOURS)}
         if cfg.channels_last:
             for m in (self.G, self.D, self.G_ema):
                 if m is not None:
@@ -328,7 +339,8 @@ class Trainer:
             with autocast(self.device, self.precision):
                 loss, terms = g_loss(self.G_train, self.D, x, c_org, c_trg, trg_values, labels, name, cfg.adv_loss,
                                      cfg.lambda_cls, cfg.lambda_rec, cfg.lambda_mask, cfg.lambda_mask_tv,
-                                     self.teachers.get(name), cfg.lambda_teacher, augment=d_view)
+                                     self.teachers.get(name), cfg.lambda_teacher, augment=d_view,
+                                     hair_view=self.hair_views.get(name))
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt_g)

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="move the attributes that go with an edit along with it (default): Male=1 also takes "
                              "off make-up and jewellery, Male=0 facial hair, Smiling=1 lifts the cheeks and opens the "
                              "mouth; names you --set stay as set. --no-related changes only the names you set")
+    parser.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep each edit to its region (default): a hair colour changes the hair, not the skin, "
+                             "and no edit tints the background. --no-regions pastes G's change wherever G makes it")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="number format of the networks: auto (default) measures bf16 against fp32 once at "
                              "start and uses bf16 only where the hardware has it and it is faster and within "
@@ -110,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              indent=2))
         if args.out:
             result = editor.edit(prepared, dict(args.settings), face=args.face, mode=args.mode,
-                                 strength=args.strength, upsample=args.upsample, related=args.related)
+                                 strength=args.strength, upsample=args.upsample, related=args.related,
+                                 regions=args.regions)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(result.photo).save(args.out, format="PNG")
             print(f"wrote {args.out} ({len(result.face_indices)} face(s) edited, {result.seconds * 1e3:.0f} ms)")

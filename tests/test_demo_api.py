@@ -121,7 +121,7 @@ def test_live_slider_flow(app, client):
     assert "1 face found" in status
     n = (len(prepared) - 5) // 2
     values = [u["value"] if isinstance(u, dict) else u for u in prepared[5:5 + n]]
-    after_0, photo_0 = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, True, *values, api_name="/edit_live")
+    after_0, photo_0 = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, True, True, *values, api_name="/edit_live")
     original = np.asarray(Image.open(ASTRONAUT).convert("RGB")).astype(int)
     before_0, photo_0 = (_path(v) for v in photo_0)  # the zoomable before | after slider
     assert np.abs(np.asarray(Image.open(photo_0).convert("RGB")) - original).mean() < 2  # a JPEG preview, unedited
@@ -132,11 +132,11 @@ def test_live_slider_flow(app, client):
     import app as demo_app
 
     values[demo_app.ALL_NAMES.index("Blond_Hair")] = 1.0
-    after_1, photo_1 = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, True, *values, api_name="/edit_live")
+    after_1, photo_1 = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, True, True, *values, api_name="/edit_live")
     a0, a1 = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (after_0, after_1))
     assert np.abs(a1 - a0).mean() > 1.0
     # "Save as PNG": the full photo, losslessly, exactly what the library makes for the same settings
-    png = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 2.0, True, *values, api_name="/save_png")
+    png = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 2.0, True, True, *values, api_name="/save_png")
     png = png.get("value", png) if isinstance(png, dict) else png  # an update that also shows the file
     png = png.get("path", png) if isinstance(png, dict) else png
     with Image.open(png) as im:
@@ -151,13 +151,25 @@ def test_live_slider_flow(app, client):
     values[demo_app.ALL_NAMES.index("Male")] = 1.0
     saved = {}
     for related in (False, True):
-        png = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, related, *values, api_name="/save_png")
+        png = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, related, True, *values,
+                             api_name="/save_png")
         png = png.get("value", png) if isinstance(png, dict) else png
         with Image.open(png.get("path", png) if isinstance(png, dict) else png) as im:
             saved[related] = np.asarray(im.convert("RGB")).astype(int)
     lone = editor.edit(editor.prepare(ASTRONAUT), {"Male": 1.0}, related=False)
     assert np.abs(saved[False] - lone.photo).max() <= 1
     assert np.abs(saved[True] - saved[False]).mean() > 0.2
+    # "Keep each edit in its place" unticked: G's change wherever G makes it, as the library's regions=False
+    values = [u["value"] if isinstance(u, dict) else u for u in prepared[5:5 + n]]
+    values[demo_app.ALL_NAMES.index("Gray_Hair")] = 1.0
+    png = client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, True, False, *values, api_name="/save_png")
+    png = png.get("value", png) if isinstance(png, dict) else png
+    with Image.open(png.get("path", png) if isinstance(png, dict) else png) as im:
+        anywhere = np.asarray(im.convert("RGB")).astype(int)
+    plain = editor.edit(editor.prepare(ASTRONAUT), {"Gray_Hair": 1.0}, regions=False)
+    kept = editor.edit(editor.prepare(ASTRONAUT), {"Gray_Hair": 1.0})
+    assert np.abs(anywhere - plain.photo).max() <= 1
+    assert np.abs(anywhere - kept.photo).mean() > 0.2
 
 
 @pytest.mark.parametrize("kind, expected", [
@@ -284,7 +296,8 @@ def test_several_faces_pick_one_or_all(app, client, tmp_path):
     boxes = [tuple(max(0, int(v)) for v in f.face.box) for f in faces]
 
     def per_face(face_choice: str, settings: list[float]) -> list[float]:
-        _, photo = client.predict(face_choice, "delta", DEFAULT_UPSAMPLE, 1.0, True, *settings, api_name="/edit_live")
+        _, photo = client.predict(face_choice, "delta", DEFAULT_UPSAMPLE, 1.0, True, True, *settings,
+                                  api_name="/edit_live")
         photo = _edited(photo)
         diff = np.abs(np.asarray(Image.open(photo).convert("RGB")).astype(int) - two).mean(2)
         return [float(diff[y0:y1, x0:x1].mean()) for x0, y0, x1, y1 in boxes]

@@ -122,7 +122,9 @@ def test_cli_writes_table_json_grid_and_card(judges, expression_roots, joint_fol
     card = json.loads((joint_folder / "config.json").read_text())["provenance"]
     assert card["command"] == "test"  # the rest of the provenance is kept
     evaluation = card["evaluation"]
-    assert set(evaluation) == {"per_label", "summary", "command", "test_faces", "scoring", "related_attributes"}
+    assert set(evaluation) == {"per_label", "summary", "command", "test_faces", "scoring", "related_attributes",
+                               "edit_regions"}
+    assert evaluation["edit_regions"] is True  # as the demo shows the edit
     assert evaluation["scoring"] == "user" and evaluation["related_attributes"] is True
     assert "Binary targets: with their related attributes" in table
     assert evaluation["per_label"] == result["per_label"]

@@ -247,3 +247,53 @@ def test_a_teacher_joins_g_loss_and_is_not_a_judge(celeba_dir, tmp_path):
             "--checkpoint-every", "0", "--teacher", str(tmp_path / "teacher"), "--run-dir", str(run_dir)]
     assert train.main(args) == 0
     assert all(r["G/celeba/teacher"] > 0 for r in metrics(run_dir) if "G/celeba/total" in r)
+
+
+def test_hair_outside_face_reads_hair_colours_with_the_face_kept(celeba_dir, tmp_path):
+    """--hair-outside-face: D_cls and the teacher read the hair-colour logits from G's change outside the face core
+    only, so two Gs that differ only on the face earn the same hair colour; other attributes still see the face."""
+    from stargan.losses import g_loss
+    from stargan.models import Discriminator
+    from stargan.regions import face_core
+    from stargan.teacher import BlockTeacher, Teacher
+
+    class Paint(torch.nn.Module):  # G(x, c) = x + a fixed paint, whatever the target
+        def __init__(self, paint: torch.Tensor) -> None:
+            super().__init__()
+            self.paint = paint
+
+        def forward(self, x, c, source=None):
+            return x + self.paint
+
+    torch.manual_seed(0)
+    size = 32
+    core = torch.from_numpy(face_core(recipe("cpu")["template"], size))
+    hair_view = ((1 - core).view(1, 1, size, size), [0, 1])  # Black_Hair, Blond_Hair: the block's first two
+    paint = torch.rand(1, 3, size, size) * 0.2
+    tinted = paint + 0.5 * (core > 0.99)  # the same change plus a tint on the face core alone
+    real = _faces(4, size)
+
+    def terms(names, G, view):
+        labels = LabelSpace((celeba(names),))
+        values = torch.tensor([[1.0, 0.0, 1.0][: len(names)]] * 4)
+        torch.manual_seed(1)
+        D, teacher = Discriminator(size, 8, labels.d_dim, 3), BlockTeacher(Teacher(names), names).eval()
+        with torch.no_grad():
+            c = labels.g_label(values)
+            return g_loss(G, D, real, c, c, values, labels, teacher=teacher, lambda_teacher=1.0, hair_view=view)[1]
+
+    hair = ["Black_Hair", "Blond_Hair"]
+    for view, same in ((None, False), (hair_view, True)):
+        plain, face_tinted = terms(hair, Paint(paint), view), terms(hair, Paint(tinted), view)
+        for k in ("cls", "teacher"):
+            assert bool(torch.isclose(plain[k], face_tinted[k], atol=1e-6, rtol=0)) == same, (k, view is None)
+    with_male = [terms(hair + ["Male"], Paint(p), hair_view)["cls"] for p in (paint, tinted)]
+    assert not torch.isclose(*with_male, atol=1e-6, rtol=0)  # Male is still read from the whole face
+    with pytest.raises(ValueError, match="hair colour"):
+        check_options(TrainConfig(celeba_dir=str(celeba_dir), celeba_attrs=["Male"], hair_outside_face=True))
+    run_dir = tmp_path / "run"
+    args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY,
+            "--n-critic", "1", "--num-iters", "2", "--sample-every", "0", "--checkpoint-every", "0",
+            "--hair-outside-face", "--run-dir", str(run_dir)]
+    assert train.main(args) == 0
+    assert json.loads((run_dir / "options.json").read_text())["hair_outside_face"] is True
