@@ -11,7 +11,9 @@
 ``stargan.evaluate`` on the same held-out faces and key labels, scored as a user sees the edit (the face plus G's
 change) with lone flips (as every point before 2026-12-03), then Male and Smiling with their related attributes
 (``success_related``, as the demo edits them), and appends the points to ``benchmarks/study/<run name>.json``;
-checkpoints already there are skipped, so it can be run again while the runs go on. CPU minutes are the training process's own CPU time
+checkpoints already there are skipped, so it can be run again while the runs go on. G's change is scored wherever
+G makes it, as every point before 2026-12-03; ``--regions`` scores it kept to the demo's edit regions
+(``stargan.regions``) instead, into ``benchmarks/study/<run name>+regions.json`` (drawn as its own curve). CPU minutes are the training process's own CPU time
 (``time.process_time``, recorded by the trainer), so runs that shared the machine compare fairly.
 ``plot`` draws every run found in that folder, one panel per measure.
 """
@@ -72,14 +74,15 @@ def start_cpu_minutes(options: dict, given: float | None) -> float:
 
 
 def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, ...], judges: Path,
-                  start_minutes: float | None = None) -> None:
+                  start_minutes: float | None = None, regions: bool = False) -> None:
     """Score the run's checkpoints; a run started ``--init-from`` weights also gets its start as step 0, and
     its CPU minutes count from the minutes those weights had trained."""
     STUDY.mkdir(parents=True, exist_ok=True)
     for run in runs:
-        out = STUDY / f"{run.name}.json"
+        out = STUDY / f"{run.name}{'+regions' if regions else ''}.json"
         options = json.loads((run / "options.json").read_text())
-        doc = json.loads(out.read_text()) if out.exists() else {"run": str(run), "options": options, "points": []}
+        doc = json.loads(out.read_text()) if out.exists() else {"run": str(run), "options": options, "points": [],
+                                                                "regions": regions}
         doc.setdefault("start_cpu_minutes", start_cpu_minutes(options, start_minutes))
         done = {p["step"] for p in doc["points"]}
         todo = [(int(p.stem.split("_")[-1]), p) for p in ckpt.list_checkpoints(run)]
@@ -90,14 +93,13 @@ def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, .
                 continue
             model, info = load_checkpoint_model(path) if path.is_file() else \
                 (path, {"step": 0, "g_updates": 0, "wall_time": 0.0, "cpu_time": 0.0})
-            # lone flips, as every earlier point; then the labels with related attributes as the demo edits them.
-            # G's change wherever G makes it (no edit regions), as every earlier point: the study compares G's.
+            # lone flips, as every earlier point; then the labels with related attributes as the demo edits them
             report = evaluate_model(model, judges, limit=limit, labels=labels, rec_limit=0, grid_faces=0,
-                                    related=False, regions=False)
+                                    related=False, regions=regions)
             per = report.evaluation["per_label"]
             followed = sorted({name for name, _ in RELATED_ATTRIBUTES} & set(labels))
             related = evaluate_model(model, judges, limit=limit, labels=followed, rec_limit=0, grid_faces=0,
-                                     related=True, regions=False).evaluation["per_label"] if followed else {}
+                                     related=True, regions=regions).evaluation["per_label"] if followed else {}
             doc["points"].append({**info, "cpu_minutes": round(doc["start_cpu_minutes"] + info["cpu_time"] / 60, 2),
                                   "success": {n: m["success"] for n, m in per.items()},
                                   "success_related": {n: m["success"] for n, m in related.items()},
@@ -127,7 +129,7 @@ def plot(out: Path, runs: list[str] | None = None, x: str = "cpu", heading: str 
                 ys = [100 * sum(p["preservation"].values()) / len(p["preservation"]) for p in d["points"]]
             else:
                 ys = [100 * sum(p["success"][n] for n in names) / len(names) for p in d["points"]]
-            ax.plot(xs, ys, marker="o", label=Path(d["run"]).name)
+            ax.plot(xs, ys, marker="o", label=_name(d))
         ax.set_title(title)
         ax.set_ylabel("success %" if names else "%")
         ax.grid(alpha=0.3)
@@ -178,14 +180,18 @@ def fooling(path: Path, limit: int, labels: tuple[str, ...]) -> str:
     return "\n".join(rows)
 
 
+def _name(doc: dict) -> str:
+    return Path(doc["run"]).name + (" +regions" if doc.get("regions") else "")
+
+
 def table(runs: list[str] | None = None) -> str:
     """Markdown: one row per evaluated checkpoint, runs in turn."""
     rows = ["| run | step | G steps | CPU min | hair (4) | Male | Young | Smiling | Eyeglasses | happy, surprised "
             "| preservation |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path in sorted(STUDY.glob("*.json")):
         doc = json.loads(path.read_text())
-        name = Path(doc["run"]).name
-        if runs and name not in runs:
+        name = _name(doc)
+        if runs and Path(doc["run"]).name not in runs:
             continue
         for p in doc["points"]:
             cells = [100 * sum(p["success"][n] for n in names) / len(names) for _, names in PANELS]
@@ -206,6 +212,7 @@ def main() -> int:
     e.add_argument("--judges", type=Path, default=DEFAULT_JUDGES)
     e.add_argument("--start-cpu-minutes", type=float, help="CPU minutes the --init-from weights had trained "
                    "(default: their recorded cpu_time_s)")
+    e.add_argument("--regions", action="store_true", help="score G's change kept to the demo's edit regions")
     pl = sub.add_parser("plot")
     pl.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "recipe_study.png")
     pl.add_argument("--runs", nargs="*", help="run names to draw (default: all in benchmarks/study)")
@@ -223,7 +230,7 @@ def main() -> int:
     torch.set_num_threads(1)
     if args.cmd == "evaluate":
         evaluate_runs(args.runs, args.every, args.limit, tuple(args.labels.split(",")), args.judges,
-                      args.start_cpu_minutes)
+                      args.start_cpu_minutes, args.regions)
     elif args.cmd == "fooling":
         print(fooling(args.checkpoint, args.limit, tuple(args.labels.split(","))))
     elif args.cmd == "plot":
