@@ -107,7 +107,13 @@ def test_upload_slider_checkbox(url, tmp_path):
             related = page.locator("#related input[type=checkbox]")
             assert related.is_checked()
             related.click()
-            assert _wait_change(page, fourth) != fourth
+            fifth = _wait_change(page, fourth)
+            assert fifth != fourth
+            # "Keep each edit in its place" (on by default) unticked: G's change reaches the background too
+            regions = page.locator("#regions input[type=checkbox]")
+            assert regions.is_checked()
+            regions.click()
+            assert _wait_change(page, fifth) != fifth
             assert not errors, errors
         finally:
             browser.close()
