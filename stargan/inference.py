@@ -86,7 +86,7 @@ class PreparedFace:
     tensor: torch.Tensor  # (3, S, S) float32 in [-1, 1]
     source: torch.Tensor  # (d_dim,) probabilities in D_cls layout
     labels: dict[str, float]  # the same, by name
-    regions: torch.Tensor  # (2, S, S): where an edit may change the face (stargan.regions)
+    _regions: torch.Tensor | None = field(default=None, repr=False)  # Editor.regions_for, made at the first edit
     _cache: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # G(x, c_source) per dataset
 
 
@@ -339,11 +339,8 @@ class Editor:
             matrices.append(aligned.matrix)
         tensors = to_tensor(np.stack(crops))
         source = self.read_labels(tensors)
-        views = [face_view(image, m, self.image_size) for m in matrices]
-        # regions from the view: it has the photo's detail, the crop only G's 64 px
-        regions = [torch.from_numpy(face_regions(v, self.template, self.image_size)) for v in views]
-        prepared = [PreparedFace(i, f, crops[i], views[i], matrices[i], tensors[i], source[i],
-                                 self.labels_by_name(source[i]), regions[i]) for i, f in enumerate(faces)]
+        prepared = [PreparedFace(i, f, crops[i], face_view(image, matrices[i], self.image_size), matrices[i],
+                                 tensors[i], source[i], self.labels_by_name(source[i])) for i, f in enumerate(faces)]
         return PreparedPhoto(image, prepared)
 
     # ---- targets -----------------------------------------------------------------------------------------------
@@ -463,6 +460,13 @@ class Editor:
         source = torch.as_tensor(source_labels, dtype=torch.float32).reshape(len(x), -1)
         return self._run(x, source, settings, "delta", strength=strength, related=related, regions=regions) - x
 
+    def regions_for(self, face: PreparedFace) -> torch.Tensor:
+        """A prepared face's edit regions (2, S, S), found once, at its first edit (a photo's other faces cost
+        nothing until edited), from its view: the photo's detail, where the crop has only G's 64 px."""
+        if face._regions is None:
+            face._regions = torch.from_numpy(face_regions(face.view, self.template, self.image_size))
+        return face._regions
+
     def regions_of(self, faces: torch.Tensor) -> torch.Tensor:
         """Edit regions (B, 2, S, S) at the model's size for aligned faces (B, 3, H, H) in [-1, 1] at any
         size (the larger, up to REGION_SIZE, the better they follow the hair)."""
@@ -492,7 +496,7 @@ class Editor:
         x = torch.stack([f.tensor for f in chosen])
         source = torch.stack([f.source for f in chosen])
         edited = self._run(x, source, settings, mode, caches=[f._cache for f in chosen], strength=strength,
-                           related=related, regions=torch.stack([f.regions for f in chosen]) if regions else None)
+                           related=related, regions=torch.stack([self.regions_for(f) for f in chosen]) if regions else None)
         after = to_uint8(edited)
         photo = prepared.photo
         for f, out, new in zip(chosen, after, edited, strict=True):
