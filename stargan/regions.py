@@ -79,6 +79,7 @@ class _Geometry:
                      1.0, 0.3)
 
     def near_face(self) -> np.ndarray:
+        """Soft: the forehead, ears and neck round the face core, where skin is protected from a hair colour."""
         centre = (self.face_centre[0], self.face_centre[1] - 0.15 * self.d)
         return _soft(_ellipse(self.shape, centre, (1.35 * self.d, 1.7 * self.d)), 1.0, 0.3)
 
@@ -102,7 +103,7 @@ def face_core(template: Sequence[Sequence[float]] | np.ndarray, size: int) -> np
     return _Geometry(template, size).face_core()
 
 
-def _person(face: np.ndarray, geometry: _Geometry, core: np.ndarray) -> np.ndarray:
+def _person(face: np.ndarray, geometry: _Geometry) -> np.ndarray:
     prior = geometry.head_and_shoulders()
     mask = np.where(prior, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     mask[geometry.head()] = cv2.GC_FGD
@@ -139,7 +140,7 @@ def face_regions(face: np.ndarray, template: Sequence[Sequence[float]] | np.ndar
         face = cv2.resize(face, (REGION_SIZE, REGION_SIZE), interpolation=interpolation)
     geometry = _Geometry(template, REGION_SIZE)
     core = geometry.face_core()
-    person = _person(face, geometry, core)
+    person = _person(face, geometry)
     skin_near_face = _skin(face, geometry) * geometry.near_face()
     hair = person * (1.0 - core) * (1.0 - skin_near_face)
     regions = np.stack([person, hair])
