@@ -1,0 +1,73 @@
+"""How much colour noise a model's gender, age and smile edits paint on real photos: the blotches seen by eye
+(green and yellow patches, purple lips), as a number.
+
+    python benchmarks/colour_noise.py --weights A --weights B [--limit 30]
+
+For the largest face of each ``celeba_wild_sample`` photo, each edit (Male and Young flipped from what the model
+reads, Smiling set; related attributes and regions on, as the demo makes them) gives G's change at the model's
+size. Its chroma (YCbCr Cb and Cr of the change, 0..255 units) is split into a smooth part (a Gaussian blur of
+2 model pixels) and the rest; the table gives the mean magnitude of each over the face core (stargan.regions).
+Make-up coming off or skin paling is smooth colour; blotches and rainbow noise are mostly the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stargan.face import FaceError  # noqa: E402
+from stargan.inference import Editor  # noqa: E402
+from stargan.regions import face_core  # noqa: E402
+
+WILD = ROOT.parent / "shared" / "data" / "celeba_wild_sample"
+CB_CR = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32)  # BT.601
+
+
+def chroma_parts(change: np.ndarray, core: np.ndarray, sigma: float = 2.0) -> tuple[float, float]:
+    """Mean |smooth chroma| and |the rest| of a change (3, S, S) in [-1, 1] units, over ``core`` weights."""
+    chroma = np.einsum("cj,jhw->chw", CB_CR, change * 127.5)
+    smooth = np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in chroma])
+    weight = core / core.sum()
+    magnitude = lambda c: float((np.hypot(c[0], c[1]) * weight).sum())  # noqa: E731
+    return magnitude(smooth), magnitude(chroma - smooth)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", action="append", required=True, help="weights folder (repeat to compare)")
+    p.add_argument("--photos", type=Path, default=WILD)
+    p.add_argument("--limit", type=int, default=30)
+    args = p.parse_args()
+    photos = sorted(q for q in args.photos.iterdir() if q.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.limit]
+    print("| model | edit | smooth chroma | colour noise | photos |\n|---|---|---:|---:|---:|")
+    for weights in args.weights:
+        editor = Editor(weights, precision="fp32")
+        core = face_core(editor.template, editor.image_size)
+        parts: dict[str, list[tuple[float, float]]] = {"gender": [], "age": [], "smile": []}
+        for photo in photos:
+            try:
+                prepared = editor.prepare(photo)
+            except FaceError:  # no usable face: the demo would refuse the photo too
+                continue
+            face = prepared.faces[0]
+            read = face.labels
+            edits = {"gender": {"Male": 0.0 if read["Male"] > 0.5 else 1.0},
+                     "age": {"Young": 0.0 if read["Young"] > 0.5 else 1.0}, "smile": {"Smiling": 1.0}}
+            for name, settings in edits.items():
+                change = editor.change(face.tensor[None], settings, face.source[None],
+                                       regions=editor.regions_for(face)[None])[0]
+                parts[name].append(chroma_parts(change.numpy(), core))
+        for name, values in parts.items():
+            smooth, noise = np.mean(values, axis=0)
+            print(f"| {Path(weights).name} | {name} | {smooth:.2f} | {noise:.2f} | {len(values)} |")
+
+
+if __name__ == "__main__":
+    main()
