@@ -49,7 +49,7 @@ from .face import (
     paste_back,
     paste_delta,
 )
-from .regions import batch_regions, face_regions, keep_in_region
+from .regions import face_regions, keep_in_region
 from .weights import LoadedModel, WeightsError, load_weights
 
 logger = logging.getLogger(__name__)
@@ -406,7 +406,8 @@ class Editor:
             sl = self.space.block(d.name)
             src = source[:, sl]
             tgt = torch.stack([self.target_values(d, by_dataset[d.name], row, related) for row in src])
-            changed = (tgt - src).abs().amax(1) > 1e-6
+            moved = (tgt - src).abs() > 1e-6  # per face and name
+            changed = moved.any(1)
             if not bool(changed.any()):
                 continue
             c_t, c_s = self.space.g_label(tgt, d.name), self.space.g_label(src, d.name)
@@ -427,7 +428,6 @@ class Editor:
             if d.kind == CATEGORICAL:  # keep the photo's colour: the expression data is mostly grayscale
                 step = within_gamut(luminance(step), current)
             if regions is not None:
-                moved = (tgt - src).abs() > 1e-6
                 step = keep_in_region(step, regions, [[n for n, m in zip(d.names, row) if m] for row in moved])
             step = step * changed.view(-1, 1, 1, 1)
             current = (current + step).clamp(-1, 1)
@@ -470,7 +470,8 @@ class Editor:
     def regions_of(self, faces: torch.Tensor) -> torch.Tensor:
         """Edit regions (B, 2, S, S) at the model's size for aligned faces (B, 3, H, H) in [-1, 1] at any
         size (the larger, up to REGION_SIZE, the better they follow the hair)."""
-        return batch_regions(faces, self.template, self.image_size)
+        return torch.from_numpy(np.stack([face_regions(face, self.template, self.image_size)
+                                          for face in to_uint8(faces)]))
 
     def edit(self, prepared: PreparedPhoto, settings: Mapping[str, float], face: int | str = 0,
              mode: Mode = "delta", strength: float = 1.0, upsample: Upsample = DEFAULT_UPSAMPLE,

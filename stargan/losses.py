@@ -152,17 +152,17 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
     else:
         fake = G(real, c_trg, source=c_org)
         rec = G(fake, c_org, source=c_trg)
+    n = real.size(0)
+    if hair_view is not None:  # both views through D (and the teacher) in one call: D has no batch statistics
+        where, columns = hair_view
+        fake = torch.cat([fake, real + where * (fake - real)])
     seen = augment(fake) if augment is not None else fake
     fake_src, fake_cls = D(seen)
-    hair_seen = None
     if hair_view is not None:
-        where, columns = hair_view
-        hair_fake = real + where * (fake - real)
-        hair_seen = augment(hair_fake) if augment is not None else hair_fake
         block = labels.block(dataset)
         d_columns = [block.start + c for c in columns]
-        fake_cls = fake_cls.clone()
-        fake_cls[:, d_columns] = D(hair_seen)[1][:, d_columns]
+        fake_src, hair_cls, fake_cls = fake_src[:n], fake_cls[n:], fake_cls[:n].clone()
+        fake_cls[:, d_columns] = hair_cls[:, d_columns]
     terms = {"adv": adversarial_g(fake_src, adv),
              "cls": classification(fake_cls, trg_values, labels, dataset),
              "rec": reconstruction(real, rec)}
@@ -173,9 +173,9 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
         total = total + lambda_mask * terms["mask"] + lambda_mask_tv * terms["mask_tv"]
     if teacher is not None and lambda_teacher > 0:
         logits = teacher(seen)
-        if hair_seen is not None:
-            logits = logits.clone()
-            logits[:, hair_view[1]] = teacher(hair_seen)[:, hair_view[1]]
+        if hair_view is not None:
+            logits, hair_logits = logits[:n].clone(), logits[n:]
+            logits[:, columns] = hair_logits[:, columns]
         terms["teacher"] = teacher_loss(logits, trg_values)
         total = total + lambda_teacher * terms["teacher"]
     return total, {k: v.detach() for k, v in terms.items()}

@@ -150,14 +150,6 @@ def face_regions(face: np.ndarray, template: Sequence[Sequence[float]] | np.ndar
     return regions.astype(np.float32)
 
 
-def batch_regions(faces: torch.Tensor, template: Sequence[Sequence[float]] | np.ndarray,
-                  size: int) -> torch.Tensor:
-    """``face_regions`` for aligned faces (B, 3, H, H) in [-1, 1]: (B, 2, size, size)."""
-    images = faces.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    images = images.permute(0, 2, 3, 1).cpu().numpy()
-    return torch.from_numpy(np.stack([face_regions(image, template, size) for image in images]))
-
-
 def region_for(names: Iterable[str]) -> int:
     """The channel of ``REGIONS`` that an edit changing ``names`` may touch: the hair when it changes hair
     colours only, else the person."""
