@@ -80,6 +80,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                           "G's output joins G's loss; never an evaluation judge"),
     "lambda_teacher": ("recipe", "weight of the teacher's classification loss, with --teacher (default scale: "
                                  "the same as lambda_cls)"),
+    "lambda_colour_noise": ("recipe", "weight of the colour noise of G's change as the demo pastes it (the "
+                                      "high-frequency chroma of G(x, c_trg) - G(x, c_org)); 0 = off"),
     "hair_outside_face": ("recipe", "D_cls and the teacher read G's hair colours from G's change outside the face "
                                     "core only (as the demo's edit regions show it), so a tinted face earns no "
                                     "hair colour"),

@@ -6,7 +6,8 @@
 For the largest face of each ``celeba_wild_sample`` photo, each edit (Male and Young flipped from what the model
 reads, Smiling set; related attributes and regions on, as the demo makes them) gives G's change at the model's
 size. Its chroma (YCbCr Cb and Cr of the change, 0..255 units) is split into a smooth part (a Gaussian blur of
-2 model pixels) and the rest; the table gives the mean magnitude of each over the face core (stargan.regions).
+2 model pixels) and the rest, as the training penalty ``--lambda-colour-noise`` splits it (stargan.losses); the
+table gives the mean magnitude of each over the face core (stargan.regions).
 Make-up coming off or skin paling is smooth colour; blotches and rainbow noise are mostly the rest.
 """
 
@@ -16,27 +17,24 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stargan.face import FaceError  # noqa: E402
 from stargan.inference import Editor  # noqa: E402
+from stargan.losses import chroma_parts  # noqa: E402
 from stargan.regions import face_core  # noqa: E402
 
 WILD = ROOT.parent / "shared" / "data" / "celeba_wild_sample"
-CB_CR = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32)  # BT.601
 
 
-def chroma_parts(change: np.ndarray, core: np.ndarray, sigma: float = 2.0) -> tuple[float, float]:
-    """Mean |smooth chroma| and |the rest| of a change (3, S, S) in [-1, 1] units, over ``core`` weights."""
-    chroma = np.einsum("cj,jhw->chw", CB_CR, change * 127.5)
-    smooth = np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in chroma])
-    weight = core / core.sum()
-    magnitude = lambda c: float((np.hypot(c[0], c[1]) * weight).sum())  # noqa: E731
-    return magnitude(smooth), magnitude(chroma - smooth)
+def magnitudes(change: torch.Tensor, core: np.ndarray) -> tuple[float, float]:
+    """Mean |smooth chroma| and |the rest| of a change (3, S, S) in [-1, 1] units, in 0..255 units over ``core``."""
+    weight = torch.from_numpy(core / core.sum())
+    return tuple(float((part[0] * 127.5).norm(dim=0).mul(weight).sum()) for part in chroma_parts(change[None]))
 
 
 def main() -> None:
@@ -63,7 +61,7 @@ def main() -> None:
             for name, settings in edits.items():
                 change = editor.change(face.tensor[None], settings, face.source[None],
                                        regions=editor.regions_for(face)[None])[0]
-                parts[name].append(chroma_parts(change.numpy(), core))
+                parts[name].append(magnitudes(change, core))
         for name, values in parts.items():
             smooth, noise = np.mean(values, axis=0)
             print(f"| {Path(weights).name} | {name} | {smooth:.2f} | {noise:.2f} | {len(values)} |")

@@ -2,8 +2,8 @@
 reconstruction, combined with the paper's weights into ``d_loss`` and ``g_loss``.
 
 Options beyond the paper (each off by default): R1 on real images with the non-saturating log loss (StarGAN v2),
-GANimation's attention-mask regularisers, a frozen teacher classifier's loss on G's output, and an augmentation
-of every image D sees (``stargan.augment``)."""
+GANimation's attention-mask regularisers, a frozen teacher classifier's loss on G's output, a penalty on the colour
+noise of G's change, and an augmentation of every image D sees (``stargan.augment``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from .domains import BINARY, LabelSpace
 
 ADV_LOSSES = ("wgan-gp", "log")
+CB_CR = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])  # BT.601 chroma of RGB
 
 
 def adversarial_d(real_src: torch.Tensor, fake_src: torch.Tensor, kind: str = "wgan-gp") -> torch.Tensor:
@@ -67,6 +68,28 @@ def mask_regularisers(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mask = mask.float()
     tv = (mask[:, :, 1:] - mask[:, :, :-1]).square().mean() + (mask[:, :, :, 1:] - mask[:, :, :, :-1]).square().mean()
     return mask.mean(), tv
+
+
+def chroma_parts(change: torch.Tensor, sigma: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chroma (BT.601 Cb, Cr) of a change (N, 3, H, W), split into a smooth part (a Gaussian blur of ``sigma``
+    pixels, 4 sigma each side, edges reflected as OpenCV's default) and the rest; each (N, 2, H, W)."""
+    chroma = torch.einsum("cj,njhw->nchw", CB_CR.to(change.device), change.float())
+    radius = int(4 * sigma + 0.5)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=change.device)
+    kernel = torch.exp(-taps.square() / (2 * sigma * sigma))
+    kernel = (kernel / kernel.sum()).repeat(2, 1, 1)
+    blurred = F.pad(chroma, (radius, radius, radius, radius), mode="reflect")
+    blurred = F.conv2d(blurred, kernel.view(2, 1, 1, -1), groups=2)
+    blurred = F.conv2d(blurred, kernel.view(2, 1, -1, 1), groups=2)
+    return blurred, chroma - blurred
+
+
+def colour_noise(change: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """Mean magnitude of the high-frequency chroma of G's change: the blotches and rainbow noise that gender, age
+    and smile edits paint on skin. Smooth colour (make-up, a paler face) and every luminance change are free.
+    benchmarks/colour_noise.py measures the same on wild photos."""
+    _, rest = chroma_parts(change, sigma)
+    return (rest.square().sum(1) + 1e-8).sqrt().mean()
 
 
 def classification(logits: torch.Tensor, values: torch.Tensor, labels: LabelSpace,
@@ -137,22 +160,31 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
            lambda_cls: float = 1.0, lambda_rec: float = 10.0, lambda_mask: float = 0.0, lambda_mask_tv: float = 0.0,
            teacher: torch.nn.Module | None = None, lambda_teacher: float = 0.0,
            augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-           hair_view: tuple[torch.Tensor, list[int]] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           hair_view: tuple[torch.Tensor, list[int]] | None = None,
+           lambda_colour_noise: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_G = L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec, with G's labels ``c_org``/``c_trg`` and the
     target's dataset values ``trg_values`` for the classification term; plus, when their weights are set, the
     attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss.
 
     ``hair_view`` = (where, columns): the logits of the dataset's hair-colour ``columns`` (block positions) are
     read, by D_cls and the teacher, from ``real + where * (fake - real)``: G's change only where hair may be (the
-    demo keeps a hair colour off the face, stargan.regions), so a tinted face earns G no hair colour."""
+    demo keeps a hair colour off the face, stargan.regions), so a tinted face earns G no hair colour.
+
+    ``lambda_colour_noise``: weight of the colour noise of G's change as the demo pastes it, G(x, c_trg) minus
+    G(x, c_org); both go through G in one batch."""
     use_mask = lambda_mask > 0 or lambda_mask_tv > 0
-    if use_mask:
-        fake, mask = G(real, c_trg, with_mask=True, source=c_org)
-        rec, rec_mask = G(fake, c_org, with_mask=True, source=c_trg)
-    else:
-        fake = G(real, c_trg, source=c_org)
-        rec = G(fake, c_org, source=c_trg)
     n = real.size(0)
+    masked = {"with_mask": True} if use_mask else {}
+    if lambda_colour_noise > 0:  # G's own labels too: the demo pastes the difference of the two
+        out = G(torch.cat([real, real]), torch.cat([c_trg, c_org]), source=torch.cat([c_org, c_org]), **masked)
+        both, mask = out if use_mask else (out, None)
+        fake, same = both[:n], both[n:]
+        mask = mask[:n] if use_mask else None
+    else:
+        out = G(real, c_trg, source=c_org, **masked)
+        fake, mask = out if use_mask else (out, None)
+    out = G(fake, c_org, source=c_trg, **masked)
+    rec, rec_mask = out if use_mask else (out, None)
     if hair_view is not None:  # both views through D (and the teacher) in one call: D has no batch statistics
         where, columns = hair_view
         fake = torch.cat([fake, real + where * (fake - real)])
@@ -171,6 +203,9 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
         (m1, tv1), (m2, tv2) = mask_regularisers(mask), mask_regularisers(rec_mask)
         terms["mask"], terms["mask_tv"] = (m1 + m2) / 2, (tv1 + tv2) / 2
         total = total + lambda_mask * terms["mask"] + lambda_mask_tv * terms["mask_tv"]
+    if lambda_colour_noise > 0:
+        terms["colour_noise"] = colour_noise(fake - same)
+        total = total + lambda_colour_noise * terms["colour_noise"]
     if teacher is not None and lambda_teacher > 0:
         logits = teacher(seen)
         if hair_view is not None:

@@ -297,3 +297,71 @@ def test_hair_outside_face_reads_hair_colours_with_the_face_kept(celeba_dir, tmp
             "--hair-outside-face", "--run-dir", str(run_dir)]
     assert train.main(args) == 0
     assert json.loads((run_dir / "options.json").read_text())["hair_outside_face"] is True
+
+
+def test_colour_noise_counts_chroma_blotches_not_smooth_colour_or_light():
+    """The colour-noise penalty: a chroma checkerboard scores high; luminance patterns and a constant or slowly
+    varying colour score (nearly) nothing; its smooth part is OpenCV's Gaussian blur (as colour_noise.py was)."""
+    import cv2
+
+    from stargan.losses import chroma_parts, colour_noise
+
+    size = 32
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    checker = ((yy + xx) % 2).float() * 2 - 1  # +-1 every pixel
+    blotches = torch.stack([0.1 * checker, torch.zeros_like(checker), -0.1 * checker])[None]
+    light = (0.3 * checker).expand(1, 3, size, size)  # the same pattern in luminance only
+    slow = torch.cos(torch.pi * xx / (size - 1)).float()
+    tint = torch.stack([0.1 * slow, torch.zeros_like(slow), -0.1 * slow])[None] + torch.tensor([0.05, 0, 0]).view(3, 1, 1)
+    assert colour_noise(blotches) > 0.05
+    assert colour_noise(light) < 1e-3
+    assert colour_noise(tint) < 0.03 * colour_noise(blotches)  # the blur keeps 98% of a half-cosine over 32 px
+    change = torch.rand(2, 3, size, size) - 0.5
+    smooth, rest = chroma_parts(change)
+    chroma = smooth + rest
+    expected = cv2.GaussianBlur(chroma[1, 0].numpy(), (0, 0), 2.0)
+    assert torch.allclose(smooth[1, 0], torch.from_numpy(expected), atol=1e-5)
+
+
+def test_colour_noise_joins_g_loss_on_the_change_the_demo_pastes(celeba_dir, tmp_path):
+    """--lambda-colour-noise: the term reads G(x, c_trg) - G(x, c_org), so a G whose noise ignores the label costs
+    nothing, a G whose blotches follow the label does, and the other terms are as without it."""
+    from stargan.losses import g_loss
+    from stargan.models import Discriminator
+
+    size = 16
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    checker = (((yy + xx) % 2).float() * 2 - 1) * torch.tensor([0.1, 0.0, -0.1]).view(3, 1, 1)
+
+    class Blotchy(torch.nn.Module):  # G(x, c) = x + blotches, scaled by the first label when ``follow``
+        def __init__(self, follow: bool) -> None:
+            super().__init__()
+            self.follow = follow
+
+        def forward(self, x, c, source=None):
+            scale = c[:, :1].view(-1, 1, 1, 1) if self.follow else 1.0
+            return x + scale * checker
+
+    labels = LabelSpace((celeba(["Male", "Young"]),))
+    org, trg = torch.tensor([[0.0, 1.0]] * 2), torch.tensor([[1.0, 1.0]] * 2)
+    real = _faces(2, size)
+    torch.manual_seed(0)
+    D = Discriminator(size, 8, labels.d_dim, 3)
+
+    def terms(G, weight):
+        torch.manual_seed(1)
+        return g_loss(G, D, real, labels.g_label(org), labels.g_label(trg), trg, labels,
+                      lambda_colour_noise=weight)[1]
+
+    assert terms(Blotchy(False), 1.0)["colour_noise"] < 1e-3
+    assert terms(Blotchy(True), 1.0)["colour_noise"] > 0.05
+    without, with_it = terms(Blotchy(True), 0.0), terms(Blotchy(True), 1.0)
+    assert "colour_noise" not in without
+    for k in ("adv", "cls", "rec"):
+        assert torch.isclose(without[k], with_it[k], atol=1e-6)
+    run_dir = tmp_path / "run"
+    args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY,
+            "--n-critic", "1", "--num-iters", "2", "--sample-every", "0", "--checkpoint-every", "0",
+            "--lambda-colour-noise", "10", "--run-dir", str(run_dir)]
+    assert train.main(args) == 0
+    assert all(r["G/celeba/colour_noise"] > 0 for r in metrics(run_dir) if "G/celeba/total" in r)
