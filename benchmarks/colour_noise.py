@@ -23,9 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stargan.colour import chroma_parts  # noqa: E402
 from stargan.face import FaceError  # noqa: E402
 from stargan.inference import Editor  # noqa: E402
-from stargan.losses import chroma_parts  # noqa: E402
 from stargan.regions import face_core  # noqa: E402
 
 WILD = ROOT.parent / "shared" / "data" / "celeba_wild_sample"

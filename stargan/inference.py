@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from .colour import luminance
 from .device import native_bf16
 from .domains import BINARY, CATEGORICAL, DatasetLabels, LabelSpace
 from .face import (
@@ -64,7 +65,6 @@ BF16_MEAN_ABS = 0.01  # ~1.3/255 on average
 # paste-back blend: the mask falls from 1 to 0 over this fraction of the crop at each edge. G also changes the
 # background around the head a little; 0.25 hides the crop's outline where face.py's 0.12 leaves a faint box.
 PASTE_FEATHER = 0.25
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the weights of OpenCV's YCrCb
 
 
 def missing_default_weights_message(path: Path = DEFAULT_WEIGHTS) -> str:
@@ -125,13 +125,6 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     """float (B, 3, S, S) in [-1, 1] -> uint8 (B, S, S, 3)."""
     out = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
     return out.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def luminance(delta: torch.Tensor) -> torch.Tensor:
-    """An RGB change (B, 3, H, W) reduced to its luminance, the same value on every channel: adding it to an
-    image leaves the image's chroma (Cb, Cr) exactly as it was."""
-    w = delta.new_tensor(LUMA).view(1, 3, 1, 1)
-    return (delta * w).sum(1, keepdim=True).expand_as(delta)
 
 
 def within_gamut(step: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .colour import chroma_parts
 from .domains import BINARY, LabelSpace
 
 ADV_LOSSES = ("wgan-gp", "log")
-CB_CR = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])  # BT.601 chroma of RGB
 
 
 def adversarial_d(real_src: torch.Tensor, fake_src: torch.Tensor, kind: str = "wgan-gp") -> torch.Tensor:
@@ -68,20 +68,6 @@ def mask_regularisers(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mask = mask.float()
     tv = (mask[:, :, 1:] - mask[:, :, :-1]).square().mean() + (mask[:, :, :, 1:] - mask[:, :, :, :-1]).square().mean()
     return mask.mean(), tv
-
-
-def chroma_parts(change: torch.Tensor, sigma: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The chroma (BT.601 Cb, Cr) of a change (N, 3, H, W), split into a smooth part (a Gaussian blur of ``sigma``
-    pixels, 4 sigma each side, edges reflected as OpenCV's default) and the rest; each (N, 2, H, W)."""
-    chroma = torch.einsum("cj,njhw->nchw", CB_CR.to(change.device), change.float())
-    radius = int(4 * sigma + 0.5)
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=change.device)
-    kernel = torch.exp(-taps.square() / (2 * sigma * sigma))
-    kernel = (kernel / kernel.sum()).repeat(2, 1, 1)
-    blurred = F.pad(chroma, (radius, radius, radius, radius), mode="reflect")
-    blurred = F.conv2d(blurred, kernel.view(2, 1, 1, -1), groups=2)
-    blurred = F.conv2d(blurred, kernel.view(2, 1, -1, 1), groups=2)
-    return blurred, chroma - blurred
 
 
 def colour_noise(change: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:

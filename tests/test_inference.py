@@ -14,13 +14,13 @@ import skimage.data
 import torch
 from PIL import Image
 
+from stargan.colour import luminance
 from stargan.face import FaceError
 from stargan.inference import (
     BF16_MAX_ABS,
     BF16_MEAN_ABS,
     DEFAULT_WEIGHTS,
     Editor,
-    luminance,
     mean_chroma,
     to_tensor,
     within_gamut,
