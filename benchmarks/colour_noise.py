@@ -2,6 +2,7 @@
 (green and yellow patches, purple lips), as a number.
 
     python benchmarks/colour_noise.py --weights A --weights B [--limit 30]
+    python benchmarks/colour_noise.py --weights RUN/checkpoints/step_00000400.pt   # a training checkpoint's G
 
 For the largest face of each ``celeba_wild_sample`` photo, each edit (Male and Young flipped from what the model
 reads, Smiling set; related attributes and regions on, as the demo makes them) gives G's change at the model's
@@ -22,6 +23,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from recipe_study import load_checkpoint_model  # noqa: E402
 
 from stargan.colour import chroma_parts  # noqa: E402
 from stargan.face import FaceError  # noqa: E402
@@ -39,14 +43,16 @@ def magnitudes(change: torch.Tensor, core: np.ndarray) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", action="append", required=True, help="weights folder (repeat to compare)")
+    p.add_argument("--weights", action="append", required=True, help="weights folder or training checkpoint "
+                   "(its G's moving average; repeat to compare)")
     p.add_argument("--photos", type=Path, default=WILD)
     p.add_argument("--limit", type=int, default=30)
     args = p.parse_args()
     photos = sorted(q for q in args.photos.iterdir() if q.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.limit]
     print("| model | edit | smooth chroma | colour noise | photos |\n|---|---|---:|---:|---:|")
     for weights in args.weights:
-        editor = Editor(weights, precision="fp32")
+        model = load_checkpoint_model(Path(weights))[0] if Path(weights).is_file() else weights
+        editor = Editor(model, precision="fp32")
         core = face_core(editor.template, editor.image_size)
         parts: dict[str, list[tuple[float, float]]] = {"gender": [], "age": [], "smile": []}
         for photo in photos:
@@ -62,9 +68,10 @@ def main() -> None:
                 change = editor.change(face.tensor[None], settings, face.source[None],
                                        regions=editor.regions_for(face)[None])[0]
                 parts[name].append(magnitudes(change, core))
+        label = Path(weights).name if Path(weights).is_dir() else f"{Path(weights).parents[1].name} {Path(weights).stem}"
         for name, values in parts.items():
             smooth, noise = np.mean(values, axis=0)
-            print(f"| {Path(weights).name} | {name} | {smooth:.2f} | {noise:.2f} | {len(values)} |")
+            print(f"| {label} | {name} | {smooth:.2f} | {noise:.2f} | {len(values)} |")
 
 
 if __name__ == "__main__":
