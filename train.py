@@ -82,6 +82,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                                  "the same as lambda_cls)"),
     "lambda_colour_noise": ("recipe", "weight of the colour noise of G's change as the demo pastes it (the "
                                       "high-frequency chroma of G(x, c_trg) - G(x, c_org)); 0 = off"),
+    "colour_noise_sigma": ("recipe", "with --lambda-colour-noise: chroma finer than a Gaussian blur of this many "
+                                     "pixels counts as noise (larger also counts larger patches)"),
     "hair_outside_face": ("recipe", "D_cls and the teacher read G's hair colours from G's change outside the face "
                                     "core only (as the demo's edit regions show it), so a tinted face earns no "
                                     "hair colour"),

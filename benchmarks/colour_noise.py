@@ -7,9 +7,10 @@
 For the largest face of each ``celeba_wild_sample`` photo, each edit (Male and Young flipped from what the model
 reads, Smiling set; related attributes and regions on, as the demo makes them) gives G's change at the model's
 size. Its chroma (YCbCr Cb and Cr of the change, 0..255 units) is split into a smooth part (a Gaussian blur of
-2 model pixels) and the rest, as the training penalty ``--lambda-colour-noise`` splits it (stargan.losses); the
-table gives the mean magnitude of each over the face core (stargan.regions).
-Make-up coming off or skin paling is smooth colour; blotches and rainbow noise are mostly the rest.
+2 model pixels) and the rest, as the training penalty ``--lambda-colour-noise`` splits it (stargan.colour); the
+table gives the mean magnitude of each over the face core (stargan.regions), and of the rest at a 4-pixel blur
+too ("patches"): the green and yellow patches a few pixels wide that a 2-pixel blur counts as smooth.
+Make-up coming off or skin paling is smooth colour; rainbow noise is the 2-pixel rest.
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ from stargan.regions import face_core  # noqa: E402
 WILD = ROOT.parent / "shared" / "data" / "celeba_wild_sample"
 
 
-def magnitudes(change: torch.Tensor, core: np.ndarray) -> tuple[float, float]:
-    """Mean |smooth chroma| and |the rest| of a change (3, S, S) in [-1, 1] units, in 0..255 units over ``core``."""
+def magnitudes(change: torch.Tensor, core: np.ndarray) -> tuple[float, float, float]:
+    """Mean |smooth chroma|, |the rest| and |the rest at a 4-pixel blur| of a change (3, S, S) in [-1, 1] units,
+    in 0..255 units over ``core``."""
     weight = torch.from_numpy(core / core.sum())
-    return tuple(float((part[0] * 127.5).norm(dim=0).mul(weight).sum()) for part in chroma_parts(change[None]))
+    mean = lambda part: float((part[0] * 127.5).norm(dim=0).mul(weight).sum())  # noqa: E731
+    smooth, rest = chroma_parts(change[None], 2.0)
+    return mean(smooth), mean(rest), mean(chroma_parts(change[None], 4.0)[1])
 
 
 def main() -> None:
@@ -49,12 +53,12 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=30)
     args = p.parse_args()
     photos = sorted(q for q in args.photos.iterdir() if q.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.limit]
-    print("| model | edit | smooth chroma | colour noise | photos |\n|---|---|---:|---:|---:|")
+    print("| model | edit | smooth chroma | colour noise | patches (4 px) | photos |\n|---|---|---:|---:|---:|---:|")
     for weights in args.weights:
         model = load_checkpoint_model(Path(weights))[0] if Path(weights).is_file() else weights
         editor = Editor(model, precision="fp32")
         core = face_core(editor.template, editor.image_size)
-        parts: dict[str, list[tuple[float, float]]] = {"gender": [], "age": [], "smile": []}
+        parts: dict[str, list[tuple[float, float, float]]] = {"gender": [], "age": [], "smile": []}
         for photo in photos:
             try:
                 prepared = editor.prepare(photo)
@@ -70,8 +74,8 @@ def main() -> None:
                 parts[name].append(magnitudes(change, core))
         label = Path(weights).name if Path(weights).is_dir() else f"{Path(weights).parents[1].name} {Path(weights).stem}"
         for name, values in parts.items():
-            smooth, noise = np.mean(values, axis=0)
-            print(f"| {label} | {name} | {smooth:.2f} | {noise:.2f} | {len(values)} |")
+            smooth, noise, patches = np.mean(values, axis=0)
+            print(f"| {label} | {name} | {smooth:.2f} | {noise:.2f} | {patches:.2f} | {len(values)} |")
 
 
 if __name__ == "__main__":

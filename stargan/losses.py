@@ -147,7 +147,7 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
            teacher: torch.nn.Module | None = None, lambda_teacher: float = 0.0,
            augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
            hair_view: tuple[torch.Tensor, list[int]] | None = None,
-           lambda_colour_noise: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           lambda_colour_noise: float = 0.0, colour_noise_sigma: float = 2.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_G = L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec, with G's labels ``c_org``/``c_trg`` and the
     target's dataset values ``trg_values`` for the classification term; plus, when their weights are set, the
     attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss.
@@ -156,8 +156,8 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
     read, by D_cls and the teacher, from ``real + where * (fake - real)``: G's change only where hair may be (the
     demo keeps a hair colour off the face, stargan.regions), so a tinted face earns G no hair colour.
 
-    ``lambda_colour_noise``: weight of the colour noise of G's change as the demo pastes it, G(x, c_trg) minus
-    G(x, c_org); both go through G in one batch."""
+    ``lambda_colour_noise``: weight of the colour noise (finer than ``colour_noise_sigma`` pixels) of G's change
+    as the demo pastes it, G(x, c_trg) minus G(x, c_org); both go through G in one batch."""
     use_mask = lambda_mask > 0 or lambda_mask_tv > 0
     n = real.size(0)
     masked = {"with_mask": True} if use_mask else {}
@@ -190,7 +190,7 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
         terms["mask"], terms["mask_tv"] = (m1 + m2) / 2, (tv1 + tv2) / 2
         total = total + lambda_mask * terms["mask"] + lambda_mask_tv * terms["mask_tv"]
     if lambda_colour_noise > 0:
-        terms["colour_noise"] = colour_noise(fake - same)
+        terms["colour_noise"] = colour_noise(fake - same, colour_noise_sigma)
         total = total + lambda_colour_noise * terms["colour_noise"]
     if teacher is not None and lambda_teacher > 0:
         logits = teacher(seen)

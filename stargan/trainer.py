@@ -340,7 +340,8 @@ class Trainer:
                 loss, terms = g_loss(self.G_train, self.D, x, c_org, c_trg, trg_values, labels, name, cfg.adv_loss,
                                      cfg.lambda_cls, cfg.lambda_rec, cfg.lambda_mask, cfg.lambda_mask_tv,
                                      self.teachers.get(name), cfg.lambda_teacher, augment=d_view,
-                                     hair_view=self.hair_views.get(name), lambda_colour_noise=cfg.lambda_colour_noise)
+                                     hair_view=self.hair_views.get(name), lambda_colour_noise=cfg.lambda_colour_noise,
+                                     colour_noise_sigma=cfg.colour_noise_sigma)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt_g)

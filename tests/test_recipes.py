@@ -316,6 +316,8 @@ def test_colour_noise_counts_chroma_blotches_not_smooth_colour_or_light():
     assert colour_noise(blotches) > 0.05
     assert colour_noise(light) < 1e-3
     assert colour_noise(tint) < 0.03 * colour_noise(blotches)  # the blur keeps 98% of a half-cosine over 32 px
+    patches = blotches.repeat_interleave(8, 2).repeat_interleave(8, 3)[..., :size, :size]  # 8-px squares
+    assert colour_noise(patches, sigma=4.0) > 1.5 * colour_noise(patches, sigma=2.0)  # a wider blur counts them
     change = torch.rand(2, 3, size, size) - 0.5
     smooth, rest = chroma_parts(change)
     chroma = smooth + rest
