@@ -84,6 +84,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                                       "high-frequency chroma of G(x, c_trg) - G(x, c_org)); 0 = off"),
     "colour_noise_sigma": ("recipe", "with --lambda-colour-noise: chroma finer than a Gaussian blur of this many "
                                      "pixels counts as noise (larger also counts larger patches)"),
+    "colour_noise_where": ("recipe", "with --lambda-colour-noise: where the noise counts: image (everywhere) or "
+                                     "skin (the face core less the eyes and mouth, whose colours may change sharply)"),
     "hair_outside_face": ("recipe", "D_cls and the teacher read G's hair colours from G's change outside the face "
                                     "core only (as the demo's edit regions show it), so a tinted face earns no "
                                     "hair colour"),
@@ -124,7 +126,7 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     from stargan.augment import POLICIES
     from stargan.config import TrainConfig
-    from stargan.losses import ADV_LOSSES
+    from stargan.losses import ADV_LOSSES, COLOUR_NOISE_WHERE
     from stargan.models import G_CONDITIONS, G_HEADS, G_UPSAMPLES
     from stargan.recipes import RECIPES, describe
     from stargan.trainer import TARGET_MODES
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "g_head": dict(choices=G_HEADS), "g_upsample": dict(choices=G_UPSAMPLES),
         "g_condition": dict(choices=G_CONDITIONS), "adv_loss": dict(choices=ADV_LOSSES),
         "target_mode": dict(choices=TARGET_MODES), "precision": dict(choices=("fp32", "bf16", "fp16", "auto")),
-        "diffaug": dict(metavar="|".join(POLICIES)),
+        "diffaug": dict(metavar="|".join(POLICIES)), "colour_noise_where": dict(choices=COLOUR_NOISE_WHERE),
     }
     for f in dataclasses.fields(TrainConfig):
         if f.name == "recipe":

@@ -16,6 +16,7 @@ from .colour import chroma_parts
 from .domains import BINARY, LabelSpace
 
 ADV_LOSSES = ("wgan-gp", "log")
+COLOUR_NOISE_WHERE = ("image", "skin")
 
 
 def adversarial_d(real_src: torch.Tensor, fake_src: torch.Tensor, kind: str = "wgan-gp") -> torch.Tensor:
@@ -70,12 +71,14 @@ def mask_regularisers(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mask.mean(), tv
 
 
-def colour_noise(change: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+def colour_noise(change: torch.Tensor, sigma: float = 2.0, where: torch.Tensor | None = None) -> torch.Tensor:
     """Mean magnitude of the high-frequency chroma of G's change: the blotches and rainbow noise that gender, age
     and smile edits paint on skin. Smooth colour (make-up, a paler face) and every luminance change are free.
-    benchmarks/colour_noise.py measures the same on wild photos."""
+    benchmarks/colour_noise.py measures the same on wild photos. ``where`` (1, 1, H, W): a weighted mean instead
+    (stargan.regions.skin_core: on skin only, so lips, teeth and glasses' frames may change colour sharply)."""
     _, rest = chroma_parts(change, sigma)
-    return (rest.square().sum(1) + 1e-8).sqrt().mean()
+    magnitude = (rest.square().sum(1, keepdim=True) + 1e-8).sqrt()
+    return magnitude.mean() if where is None else (magnitude * where).sum() / (where.sum() * magnitude.size(0))
 
 
 def classification(logits: torch.Tensor, values: torch.Tensor, labels: LabelSpace,
@@ -147,7 +150,8 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
            teacher: torch.nn.Module | None = None, lambda_teacher: float = 0.0,
            augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
            hair_view: tuple[torch.Tensor, list[int]] | None = None,
-           lambda_colour_noise: float = 0.0, colour_noise_sigma: float = 2.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           lambda_colour_noise: float = 0.0, colour_noise_sigma: float = 2.0,
+           colour_noise_where: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_G = L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec, with G's labels ``c_org``/``c_trg`` and the
     target's dataset values ``trg_values`` for the classification term; plus, when their weights are set, the
     attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss.
@@ -157,7 +161,8 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
     demo keeps a hair colour off the face, stargan.regions), so a tinted face earns G no hair colour.
 
     ``lambda_colour_noise``: weight of the colour noise (finer than ``colour_noise_sigma`` pixels) of G's change
-    as the demo pastes it, G(x, c_trg) minus G(x, c_org); both go through G in one batch."""
+    as the demo pastes it, G(x, c_trg) minus G(x, c_org), weighted by ``colour_noise_where`` where given; both go
+    through G in one batch."""
     use_mask = lambda_mask > 0 or lambda_mask_tv > 0
     n = real.size(0)
     masked = {"with_mask": True} if use_mask else {}
@@ -190,7 +195,7 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
         terms["mask"], terms["mask_tv"] = (m1 + m2) / 2, (tv1 + tv2) / 2
         total = total + lambda_mask * terms["mask"] + lambda_mask_tv * terms["mask_tv"]
     if lambda_colour_noise > 0:
-        terms["colour_noise"] = colour_noise(fake - same, colour_noise_sigma)
+        terms["colour_noise"] = colour_noise(fake - same, colour_noise_sigma, colour_noise_where)
         total = total + lambda_colour_noise * terms["colour_noise"]
     if teacher is not None and lambda_teacher > 0:
         logits = teacher(seen)

@@ -67,6 +67,13 @@ class _Geometry:
     def face_core(self) -> np.ndarray:
         return _soft(_ellipse(self.shape, self.face_centre, (1.0 * self.d, 1.15 * self.d)), 1.25, 0.5)
 
+    def skin_core(self) -> np.ndarray:
+        """The face core without the eyes (and a pair of glasses' frames) and the mouth: skin on every face."""
+        eye = lambda x, y: _ellipse(self.shape, (x, y), (0.45 * self.d, 0.3 * self.d))  # noqa: E731
+        eyes = np.minimum(eye(self.eyes_x - self.d / 2, self.eyes_y), eye(self.eyes_x + self.d / 2, self.eyes_y))
+        mouth = _ellipse(self.shape, (self.eyes_x, self.mouth_y), (0.6 * self.d, 0.35 * self.d))
+        return self.face_core() * (1 - _soft(eyes, 1.0, 0.5)) * (1 - _soft(mouth, 1.0, 0.5))
+
     def head(self) -> np.ndarray:
         """bool: round the face core, where every face has hair, forehead or ears: GrabCut's sure foreground,
         so that it learns the hair's colour even where the background has the same."""
@@ -101,6 +108,12 @@ def face_core(template: Sequence[Sequence[float]] | np.ndarray, size: int) -> np
     """float32 (size, size): 1 over the face core of a face aligned to ``template`` (brows to chin, cheek to
     cheek), falling softly to 0 round it. The same for every aligned face, so training uses it as it is."""
     return _Geometry(template, size).face_core()
+
+
+def skin_core(template: Sequence[Sequence[float]] | np.ndarray, size: int) -> np.ndarray:
+    """float32 (size, size): the face core less the eyes and the mouth, where an attribute's colour change should
+    be smooth (cheeks, forehead, nose, chin). The same for every aligned face."""
+    return _Geometry(template, size).skin_core()
 
 
 def _person(face: np.ndarray, geometry: _Geometry) -> np.ndarray:

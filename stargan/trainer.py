@@ -33,7 +33,7 @@ from .data import CelebADataset, ExpressionDataset, StepBatchSampler
 from .device import autocast, native_bf16, resolve_device, resolve_precision
 from .domains import BINARY, HAIR_COLOURS, LabelSpace, celeba, expressions
 from .face import CELEBA_HQ_128_TEMPLATE
-from .losses import ADV_LOSSES, d_loss, g_loss
+from .losses import ADV_LOSSES, COLOUR_NOISE_WHERE, d_loss, g_loss
 from .models import (
     G_CONDITIONS,
     G_HEADS,
@@ -121,6 +121,8 @@ def check_options(cfg: TrainConfig) -> None:
     parse_policy(cfg.diffaug)
     if cfg.teacher and not cfg.celeba_dir:
         raise ValueError("--teacher reads CelebA attributes; it needs --celeba-dir")
+    if cfg.colour_noise_where not in COLOUR_NOISE_WHERE:
+        raise ValueError(f"--colour-noise-where {cfg.colour_noise_where!r}: choose one of {COLOUR_NOISE_WHERE}")
     if cfg.hair_outside_face and not (cfg.celeba_dir and set(cfg.celeba_attrs) & set(HAIR_COLOURS)):
         raise ValueError("--hair-outside-face needs --celeba-dir and at least one hair colour in --celeba-attrs")
 
@@ -180,6 +182,12 @@ class Trainer:
             where = (1.0 - torch.from_numpy(core)).view(1, 1, cfg.image_size, cfg.image_size).to(self.device)
             self.hair_views = {d.name: (where, [d.index(n) for n in HAIR_COLOURS if n in d.names])
                                for d in self.labels.datasets if set(d.names) & set(HAIR_COLOURS)}
+        self.colour_noise_where = None  # weights of the colour-noise penalty over the image; None: uniform
+        if cfg.colour_noise_where == "skin":
+            from .regions import skin_core
+
+            skin = torch.from_numpy(skin_core(cfg.template or CELEBA_HQ_128_TEMPLATE, cfg.image_size))
+            self.colour_noise_where = skin.view(1, 1, cfg.image_size, cfg.image_size).to(self.device)
         if cfg.channels_last:
             for m in (self.G, self.D, self.G_ema):
                 if m is not None:
@@ -341,7 +349,8 @@ class Trainer:
                                      cfg.lambda_cls, cfg.lambda_rec, cfg.lambda_mask, cfg.lambda_mask_tv,
                                      self.teachers.get(name), cfg.lambda_teacher, augment=d_view,
                                      hair_view=self.hair_views.get(name), lambda_colour_noise=cfg.lambda_colour_noise,
-                                     colour_noise_sigma=cfg.colour_noise_sigma)
+                                     colour_noise_sigma=cfg.colour_noise_sigma,
+                                     colour_noise_where=self.colour_noise_where)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt_g)

@@ -364,6 +364,8 @@ def test_colour_noise_joins_g_loss_on_the_change_the_demo_pastes(celeba_dir, tmp
     run_dir = tmp_path / "run"
     args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY,
             "--n-critic", "1", "--num-iters", "2", "--sample-every", "0", "--checkpoint-every", "0",
-            "--lambda-colour-noise", "10", "--run-dir", str(run_dir)]
+            "--lambda-colour-noise", "10", "--colour-noise-where", "skin", "--run-dir", str(run_dir)]
     assert train.main(args) == 0
     assert all(r["G/celeba/colour_noise"] > 0 for r in metrics(run_dir) if "G/celeba/total" in r)
+    with pytest.raises(ValueError, match="colour-noise-where"):
+        check_options(TrainConfig(colour_noise_where="lips"))

@@ -148,3 +148,37 @@ def test_real_faces_hair_above_the_forehead_not_on_the_cheeks(celeba_hq):
     assert len(chosen) == 40
     assert np.mean(hair_cheek) < 0.02, np.mean(hair_cheek)
     assert np.median(hair_top) > 0.8, np.median(hair_top)
+
+
+def test_skin_core_keeps_cheeks_forehead_and_chin_not_eyes_or_mouth():
+    """The colour-noise penalty's ``--colour-noise-where skin``: 1 on the cheeks, nose and chin, 0 on the
+    eyes and the mouth (whose colours may change sharply: lips, teeth, glasses' frames) and off the face."""
+    from stargan.regions import skin_core
+
+    size = 64
+    skin = skin_core(CELEBA_HQ_128_TEMPLATE, size)
+    left_eye, right_eye, nose, left_mouth, right_mouth = template_points(CELEBA_HQ_128_TEMPLATE, size)
+    d = float(np.linalg.norm(right_eye - left_eye))
+    at = lambda x, y: float(skin[int(round(y)), int(round(x))])  # noqa: E731
+    mouth = (left_mouth + right_mouth) / 2
+    for point in (left_eye, right_eye, mouth):
+        assert at(*point) == 0.0
+    for x, y in ((left_eye[0], nose[1]), (right_eye[0], nose[1]), (nose[0], left_eye[1] - 0.35 * d),
+                 (mouth[0], mouth[1] + 0.45 * d)):  # cheeks, between the brows, chin
+        assert at(x, y) > 0.9, (x, y)
+    assert skin[0].max() == 0.0 and skin[:, 0].max() == 0.0  # nothing at the crop's edges
+
+
+def test_colour_noise_on_skin_ignores_the_mouth():
+    from stargan.losses import colour_noise
+    from stargan.regions import skin_core
+
+    size = 64
+    where = torch.from_numpy(skin_core(CELEBA_HQ_128_TEMPLATE, size)).view(1, 1, size, size)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    checker = (((yy + xx) % 2).float() * 2 - 1) * torch.tensor([0.1, 0.0, -0.1]).view(3, 1, 1)
+    on_skin_area = (where > 0.99).float()
+    off_skin_area = (where == 0).float()
+    on_skin, off_skin = (checker * on_skin_area)[0:1], (checker * off_skin_area)[0:1]
+    assert colour_noise(off_skin, where=where) < 0.1 * colour_noise(on_skin, where=where)
+    assert colour_noise(off_skin) > colour_noise(on_skin)  # everywhere, the bigger area counts more
