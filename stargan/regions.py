@@ -112,7 +112,7 @@ def face_core(template: Sequence[Sequence[float]] | np.ndarray, size: int) -> np
 
 def skin_core(template: Sequence[Sequence[float]] | np.ndarray, size: int) -> np.ndarray:
     """float32 (size, size): the face core less the eyes and the mouth, where an attribute's colour change should
-    be smooth (cheeks, forehead, nose, chin). The same for every aligned face."""
+    be smooth (cheeks, nose, chin, between the brows). The same for every aligned face."""
     return _Geometry(template, size).skin_core()
 
 

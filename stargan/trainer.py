@@ -123,6 +123,13 @@ def check_options(cfg: TrainConfig) -> None:
         raise ValueError("--teacher reads CelebA attributes; it needs --celeba-dir")
     if cfg.colour_noise_where not in COLOUR_NOISE_WHERE:
         raise ValueError(f"--colour-noise-where {cfg.colour_noise_where!r}: choose one of {COLOUR_NOISE_WHERE}")
+    if cfg.colour_noise_sigma <= 0:
+        raise ValueError(f"--colour-noise-sigma {cfg.colour_noise_sigma}: a blur of more than 0 pixels")
+    defaults = TrainConfig()
+    if cfg.lambda_colour_noise <= 0 and (cfg.colour_noise_where != defaults.colour_noise_where
+                                         or cfg.colour_noise_sigma != defaults.colour_noise_sigma):
+        raise ValueError("--colour-noise-sigma/--colour-noise-where shape the colour-noise penalty; set its weight "
+                         "with --lambda-colour-noise")
     if cfg.hair_outside_face and not (cfg.celeba_dir and set(cfg.celeba_attrs) & set(HAIR_COLOURS)):
         raise ValueError("--hair-outside-face needs --celeba-dir and at least one hair colour in --celeba-attrs")
 

@@ -368,4 +368,8 @@ def test_colour_noise_joins_g_loss_on_the_change_the_demo_pastes(celeba_dir, tmp
     assert train.main(args) == 0
     assert all(r["G/celeba/colour_noise"] > 0 for r in metrics(run_dir) if "G/celeba/total" in r)
     with pytest.raises(ValueError, match="colour-noise-where"):
-        check_options(TrainConfig(colour_noise_where="lips"))
+        check_options(TrainConfig(colour_noise_where="lips", lambda_colour_noise=1.0))
+    with pytest.raises(ValueError, match="--lambda-colour-noise"):  # shaping a penalty that is off does nothing
+        check_options(TrainConfig(colour_noise_where="skin"))
+    with pytest.raises(ValueError, match="more than 0"):
+        check_options(TrainConfig(colour_noise_sigma=0.0, lambda_colour_noise=1.0))
