@@ -52,9 +52,10 @@ def release_curve(continuations: list[str]) -> tuple[list[float], list[dict]]:
     ys = list(stage3["points"])
     last = stage3["points"][-1]
     teacher_s_per_step = (last["cpu_minutes"] - stage3["start_cpu_minutes"]) * 60 / last["step"]
-    for name in continuations:  # later stages ran on other machines: count their steps at stage 3's rate
+    for spec in continuations:  # later stages ran on other machines: count their steps at stage 3's rate
         offset = xs[-1]
-        later = points(name)
+        name, _, until = spec.partition(":")  # NAME:STEP: only up to STEP, where the next continuation forked
+        later = [p for p in points(name) if not until or p["step"] <= int(until)]
         xs += [offset + p["step"] * teacher_s_per_step / 3600 for p in later[1:]]  # [0] repeats the start
         ys += later[1:]
     return xs, ys
@@ -65,7 +66,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "release_curve.png")
     p.add_argument("--paper-run", default="paper_recipe", help="the paper recipe's study points")
     p.add_argument("--continue", dest="continuations", nargs="*", default=[],
-                   help="study runs that continued the shipped model after release3, in order")
+                   help="study runs that continued the shipped model after release3, in order; NAME:STEP "
+                        "draws a run only up to the step the next one started from")
     args = p.parse_args()
 
     import matplotlib
