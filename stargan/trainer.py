@@ -16,17 +16,19 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import checkpoint as ckpt
+from . import regions
 from .augment import augment, parse_policy
 from .config import ModelConfig, TrainConfig
 from .data import CelebADataset, ExpressionDataset, StepBatchSampler
@@ -183,18 +185,11 @@ class Trainer:
                              for d in self.labels.datasets if d.kind == BINARY}
         self.hair_views: dict[str, tuple[torch.Tensor, list[int]]] = {}  # by dataset: see losses.g_loss
         if cfg.hair_outside_face:
-            from .regions import face_core
-
-            core = face_core(cfg.template or CELEBA_HQ_128_TEMPLATE, cfg.image_size)
-            where = (1.0 - torch.from_numpy(core)).view(1, 1, cfg.image_size, cfg.image_size).to(self.device)
+            where = 1.0 - self._template_map(regions.face_core)
             self.hair_views = {d.name: (where, [d.index(n) for n in HAIR_COLOURS if n in d.names])
                                for d in self.labels.datasets if set(d.names) & set(HAIR_COLOURS)}
-        self.colour_noise_where = None  # weights of the colour-noise penalty over the image; None: uniform
-        if cfg.colour_noise_where == "skin":
-            from .regions import skin_core
-
-            skin = torch.from_numpy(skin_core(cfg.template or CELEBA_HQ_128_TEMPLATE, cfg.image_size))
-            self.colour_noise_where = skin.view(1, 1, cfg.image_size, cfg.image_size).to(self.device)
+        # weights of the colour-noise penalty over the image; None: uniform
+        self.colour_noise_where = self._template_map(regions.skin_core) if cfg.colour_noise_where == "skin" else None
         if cfg.channels_last:
             for m in (self.G, self.D, self.G_ema):
                 if m is not None:
@@ -303,6 +298,12 @@ class Trainer:
         gathered = [torch.empty_like(values) for _ in range(self.dist.world_size)]
         dist.all_gather(gathered, values)  # tiny: one label row per sample
         return torch.cat(gathered)
+
+    def _template_map(self, make: Callable[..., np.ndarray]) -> torch.Tensor:
+        """A map that is the same for every aligned face (stargan.regions), as (1, 1, S, S) on the device."""
+        size = self.cfg.image_size
+        made = make(self.cfg.template or CELEBA_HQ_128_TEMPLATE, size)
+        return torch.from_numpy(made).view(1, 1, size, size).to(self.device)
 
     # ---- one iteration ----------------------------------------------------------------------------------------
     def train_step(self, source: int, name: str, x: torch.Tensor, values: torch.Tensor) -> dict[str, torch.Tensor]:
