@@ -81,7 +81,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
     "lambda_teacher": ("recipe", "weight of the teacher's classification loss, with --teacher (default scale: "
                                  "the same as lambda_cls)"),
     "lambda_colour_noise": ("recipe", "weight of the colour noise of G's change as the demo pastes it (the "
-                                      "high-frequency chroma of G(x, c_trg) - G(x, c_org)); 0 = off"),
+                                      "high-frequency chroma of G(x, c_trg) - G(x, c_org)) on attribute batches; expression "
+                                      "batches go free, as the demo pastes their change as luminance only; 0 = off"),
     "colour_noise_sigma": ("recipe", "with --lambda-colour-noise: chroma finer than a Gaussian blur of this many "
                                      "pixels counts as noise (larger also counts larger patches)"),
     "colour_noise_where": ("recipe", "with --lambda-colour-noise: where the noise counts: image (everywhere) or "

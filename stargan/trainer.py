@@ -33,7 +33,7 @@ from .augment import augment, parse_policy
 from .config import ModelConfig, TrainConfig
 from .data import CelebADataset, ExpressionDataset, StepBatchSampler
 from .device import autocast, native_bf16, resolve_device, resolve_precision
-from .domains import BINARY, HAIR_COLOURS, LabelSpace, celeba, expressions
+from .domains import BINARY, CATEGORICAL, HAIR_COLOURS, LabelSpace, celeba, expressions
 from .face import CELEBA_HQ_128_TEMPLATE
 from .losses import ADV_LOSSES, COLOUR_NOISE_WHERE, d_loss, g_loss
 from .models import (
@@ -350,13 +350,15 @@ class Trainer:
         metrics[f"D/{name}/total"] = loss.detach()
 
         if not warming_up and self.is_g_step():
+            # The demo pastes an expression's change as luminance only: its chroma never shows, so no penalty.
+            colour_noise_weight = 0.0 if labels.dataset(name).kind == CATEGORICAL else cfg.lambda_colour_noise
             # G step: D frozen, so no gradients for D's weights are computed at all.
             self.D.requires_grad_(False)
             with autocast(self.device, self.precision):
                 loss, terms = g_loss(self.G_train, self.D, x, c_org, c_trg, trg_values, labels, name, cfg.adv_loss,
                                      cfg.lambda_cls, cfg.lambda_rec, cfg.lambda_mask, cfg.lambda_mask_tv,
                                      self.teachers.get(name), cfg.lambda_teacher, augment=d_view,
-                                     hair_view=self.hair_views.get(name), lambda_colour_noise=cfg.lambda_colour_noise,
+                                     hair_view=self.hair_views.get(name), lambda_colour_noise=colour_noise_weight,
                                      colour_noise_sigma=cfg.colour_noise_sigma,
                                      colour_noise_where=self.colour_noise_where)
             self.opt_g.zero_grad(set_to_none=True)

@@ -325,7 +325,7 @@ def test_colour_noise_counts_chroma_blotches_not_smooth_colour_or_light():
     assert torch.allclose(smooth[1, 0], torch.from_numpy(expected), atol=1e-5)
 
 
-def test_colour_noise_joins_g_loss_on_the_change_the_demo_pastes(celeba_dir, tmp_path):
+def test_colour_noise_joins_g_loss_on_the_change_the_demo_pastes(celeba_dir, expression_dir, tmp_path):
     """--lambda-colour-noise: the term reads G(x, c_trg) - G(x, c_org), so a G whose noise ignores the label costs
     nothing, a G whose blotches follow the label does, and the other terms are as without it."""
     from stargan.losses import g_loss
@@ -363,10 +363,15 @@ def test_colour_noise_joins_g_loss_on_the_change_the_demo_pastes(celeba_dir, tmp
         assert torch.isclose(without[k], with_it[k], atol=1e-6)
     run_dir = tmp_path / "run"
     args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY,
-            "--n-critic", "1", "--num-iters", "2", "--sample-every", "0", "--checkpoint-every", "0",
-            "--lambda-colour-noise", "10", "--colour-noise-where", "skin", "--run-dir", str(run_dir)]
+            "--expression-dir", str(expression_dir), "--n-critic", "1", "--num-iters", "4", "--sample-every", "0",
+            "--checkpoint-every", "0", "--lambda-colour-noise", "10", "--colour-noise-where", "skin",
+            "--run-dir", str(run_dir)]
     assert train.main(args) == 0
-    assert all(r["G/celeba/colour_noise"] > 0 for r in metrics(run_dir) if "G/celeba/total" in r)
+    rows = metrics(run_dir)
+    assert all(r["G/celeba/colour_noise"] > 0 for r in rows if "G/celeba/total" in r)
+    # The demo pastes an expression's change as luminance only, so its chroma goes unpenalised.
+    expression_steps = [r for r in rows if "G/rafd/total" in r]
+    assert expression_steps and not any("G/rafd/colour_noise" in r for r in expression_steps)
     with pytest.raises(ValueError, match="colour-noise-where"):
         check_options(TrainConfig(colour_noise_where="lips", lambda_colour_noise=1.0))
     with pytest.raises(ValueError, match="--lambda-colour-noise"):  # shaping a penalty that is off does nothing
