@@ -176,10 +176,11 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
         fake, mask = out if use_mask else (out, None)
     out = G(fake, c_org, source=c_trg, **masked)
     rec, rec_mask = out if use_mask else (out, None)
+    shown = fake
     if hair_view is not None:  # both views through D (and the teacher) in one call: D has no batch statistics
         where, columns = hair_view
-        fake = torch.cat([fake, real + where * (fake - real)])
-    seen = augment(fake) if augment is not None else fake
+        shown = torch.cat([fake, real + where * (fake - real)])
+    seen = augment(shown) if augment is not None else shown
     fake_src, fake_cls = D(seen)
     if hair_view is not None:
         block = labels.block(dataset)

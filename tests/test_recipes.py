@@ -289,6 +289,18 @@ def test_hair_outside_face_reads_hair_colours_with_the_face_kept(celeba_dir, tmp
             assert bool(torch.isclose(plain[k], face_tinted[k], atol=1e-6, rtol=0)) == same, (k, view is None)
     with_male = [terms(hair + ["Male"], Paint(p), hair_view)["cls"] for p in (paint, tinted)]
     assert not torch.isclose(*with_male, atol=1e-6, rtol=0)  # Male is still read from the whole face
+
+    class LabelPaint(Paint):  # paints only for the first label, so G's change differs between labels
+        def forward(self, x, c, source=None):
+            return x + self.paint * c[:, :1].view(-1, 1, 1, 1)
+
+    labels = LabelSpace((celeba(hair),))
+    org, trg = torch.tensor([[0.0, 1.0]] * 4), torch.tensor([[1.0, 0.0]] * 4)
+    D = Discriminator(size, 8, labels.d_dim, 3)
+    with torch.no_grad():  # the colour-noise penalty reads G's change, whatever view D reads hair colour from
+        noise = [g_loss(LabelPaint(paint), D, real, labels.g_label(org), labels.g_label(trg), trg, labels,
+                        hair_view=view, lambda_colour_noise=1.0)[1]["colour_noise"] for view in (None, hair_view)]
+    assert noise[0] > 0 and torch.isclose(*noise)
     with pytest.raises(ValueError, match="hair colour"):
         check_options(TrainConfig(celeba_dir=str(celeba_dir), celeba_attrs=["Male"], hair_outside_face=True))
     run_dir = tmp_path / "run"
