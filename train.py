@@ -87,6 +87,9 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                                      "pixels counts as noise (larger also counts larger patches)"),
     "colour_noise_where": ("recipe", "with --lambda-colour-noise: where the noise counts: image (everywhere) or "
                                      "skin (the face core less the eyes and mouth, whose colours may change sharply)"),
+    "lambda_identity": ("recipe", "weight of the identity loss |G(x, c_org) - x| (CycleGAN's): G asked for a face's "
+                                  "own labels returns that face, so the change the demo pastes is not the "
+                                  "difference of two blurred faces; 0 = off (the paper)"),
     "hair_outside_face": ("recipe", "D_cls and the teacher read G's hair colours from G's change outside the face "
                                     "core only (as the demo's edit regions show it), so a tinted face earns no "
                                     "hair colour"),

@@ -102,6 +102,7 @@ class TrainConfig:
     lambda_colour_noise: float = 0.0  # weight of the high-frequency chroma of G's change, G(x, c_trg) - G(x, c_org) (binary datasets only)
     colour_noise_sigma: float = 2.0  # chroma finer than this Gaussian blur (pixels at image_size) counts as noise
     colour_noise_where: str = "image"  # image: everywhere | skin: the face core less eyes and mouth (stargan.regions)
+    lambda_identity: float = 0.0  # weight of |G(x, c_org) - x|: G returns a face asked for its own labels
     hair_outside_face: bool = False  # D_cls and the teacher read G's hair colours with the face core kept as it was
     # optimisation
     batch_size: int = 16

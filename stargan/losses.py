@@ -151,7 +151,8 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
            augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
            hair_view: tuple[torch.Tensor, list[int]] | None = None,
            lambda_colour_noise: float = 0.0, colour_noise_sigma: float = 2.0,
-           colour_noise_where: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           colour_noise_where: torch.Tensor | None = None,
+           lambda_identity: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_G = L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec, with G's labels ``c_org``/``c_trg`` and the
     target's dataset values ``trg_values`` for the classification term; plus, when their weights are set, the
     attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss.
@@ -162,11 +163,15 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
 
     ``lambda_colour_noise``: weight of the colour noise (finer than ``colour_noise_sigma`` pixels) of G's change
     as the demo pastes it, G(x, c_trg) minus G(x, c_org), weighted by ``colour_noise_where`` where given; both go
-    through G in one batch."""
+    through G in one batch.
+
+    ``lambda_identity``: weight of the L1 between G(x, c_org) and x (CycleGAN's identity loss): asked for the
+    labels a face already has, G must return that face. Without it G(x, c_org) is a blurred, checkered, generic
+    face, and the change the demo pastes is the difference of two such faces (benchmarks/RESULTS.md)."""
     use_mask = lambda_mask > 0 or lambda_mask_tv > 0
     n = real.size(0)
     masked = {"with_mask": True} if use_mask else {}
-    if lambda_colour_noise > 0:  # G's own labels too: the demo pastes the difference of the two
+    if lambda_colour_noise > 0 or lambda_identity > 0:  # G's own labels too, in the same batch
         out = G(torch.cat([real, real]), torch.cat([c_trg, c_org]), source=torch.cat([c_org, c_org]), **masked)
         both, mask = out if use_mask else (out, None)
         fake, same = both[:n], both[n:]
@@ -198,6 +203,9 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
     if lambda_colour_noise > 0:
         terms["colour_noise"] = colour_noise(fake - same, colour_noise_sigma, colour_noise_where)
         total = total + lambda_colour_noise * terms["colour_noise"]
+    if lambda_identity > 0:
+        terms["identity"] = reconstruction(real, same)
+        total = total + lambda_identity * terms["identity"]
     if teacher is not None and lambda_teacher > 0:
         logits = teacher(seen)
         if hair_view is not None:

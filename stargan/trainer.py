@@ -360,7 +360,8 @@ class Trainer:
                                      self.teachers.get(name), cfg.lambda_teacher, augment=d_view,
                                      hair_view=self.hair_views.get(name), lambda_colour_noise=colour_noise_weight,
                                      colour_noise_sigma=cfg.colour_noise_sigma,
-                                     colour_noise_where=self.colour_noise_where)
+                                     colour_noise_where=self.colour_noise_where,
+                                     lambda_identity=cfg.lambda_identity)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt_g)

@@ -337,6 +337,45 @@ def test_colour_noise_counts_chroma_blotches_not_smooth_colour_or_light():
     assert torch.allclose(smooth[1, 0], torch.from_numpy(expected), atol=1e-5)
 
 
+def test_identity_loss_asks_g_to_return_a_face_for_its_own_labels(celeba_dir, tmp_path):
+    """--lambda-identity: the term is the L1 between G(x, c_org) and x, whatever G does for other labels; the
+    other terms are as without it; a short training run logs it."""
+    from stargan.losses import g_loss
+    from stargan.models import Discriminator
+
+    class Tinted(torch.nn.Module):  # G(x, c) = x + a tint scaled by the second label, plus a constant offset
+        def __init__(self, offset: float) -> None:
+            super().__init__()
+            self.offset = offset
+
+        def forward(self, x, c, source=None):
+            return x + 0.3 * c[:, 1:2].view(-1, 1, 1, 1) + self.offset
+
+    torch.manual_seed(0)
+    labels = LabelSpace((celeba(["Male", "Young"]),))
+    real = _faces(4, 16)
+    org, trg = torch.tensor([[1.0, 0.0]] * 4), torch.tensor([[1.0, 1.0]] * 4)
+    D = Discriminator(16, 8, labels.d_dim, 3)
+
+    def terms(G, weight):
+        with torch.no_grad():
+            return g_loss(G, D, real, labels.g_label(org), labels.g_label(trg), trg, labels,
+                          lambda_identity=weight)[1]
+
+    assert terms(Tinted(0.0), 1.0)["identity"] < 1e-6  # edits for other labels cost nothing
+    assert torch.isclose(terms(Tinted(0.2), 1.0)["identity"], torch.tensor(0.2))  # off by 0.2 everywhere
+    without, with_it = terms(Tinted(0.2), 0.0), terms(Tinted(0.2), 1.0)
+    assert "identity" not in without
+    for k in ("adv", "cls", "rec"):
+        assert torch.isclose(without[k], with_it[k], atol=1e-6)
+    run_dir = tmp_path / "run"
+    args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY,
+            "--n-critic", "1", "--num-iters", "2", "--sample-every", "0", "--checkpoint-every", "0",
+            "--lambda-identity", "5", "--run-dir", str(run_dir)]
+    assert train.main(args) == 0
+    assert all(r["G/celeba/identity"] > 0 for r in metrics(run_dir) if "G/celeba/total" in r)
+
+
 def test_colour_noise_joins_g_loss_on_the_change_the_demo_pastes(celeba_dir, expression_dir, tmp_path):
     """--lambda-colour-noise: the term reads G(x, c_trg) - G(x, c_org), so a G whose noise ignores the label costs
     nothing, a G whose blotches follow the label does, and the other terms are as without it."""
