@@ -45,6 +45,19 @@ def magnitudes(change: torch.Tensor, core: np.ndarray) -> tuple[float, float, fl
     return mean(smooth), mean(rest), mean(chroma_parts(change[None], 4.0)[1])
 
 
+def editor_for(weights: str) -> tuple[Editor, str]:
+    """An fp32 editor for a weights folder or a training checkpoint (its G's moving average), and a short name."""
+    path = Path(weights)
+    model = load_checkpoint_model(path)[0] if path.is_file() else weights
+    return Editor(model, precision="fp32"), path.name if path.is_dir() else f"{path.parents[1].name} {path.stem}"
+
+
+def wild_edits(read: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The gender, age and smile edits of a face whose labels read ``read``: Male and Young flipped, Smiling set."""
+    return {"gender": {"Male": 0.0 if read["Male"] > 0.5 else 1.0},
+            "age": {"Young": 0.0 if read["Young"] > 0.5 else 1.0}, "smile": {"Smiling": 1.0}}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", action="append", required=True, help="weights folder or training checkpoint "
@@ -55,8 +68,7 @@ def main() -> None:
     photos = sorted(q for q in args.photos.iterdir() if q.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.limit]
     print("| model | edit | smooth chroma | colour noise | patches (4 px) | photos |\n|---|---|---:|---:|---:|---:|")
     for weights in args.weights:
-        model = load_checkpoint_model(Path(weights))[0] if Path(weights).is_file() else weights
-        editor = Editor(model, precision="fp32")
+        editor, label = editor_for(weights)
         core = face_core(editor.template, editor.image_size)
         parts: dict[str, list[tuple[float, float, float]]] = {"gender": [], "age": [], "smile": []}
         for photo in photos:
@@ -65,14 +77,10 @@ def main() -> None:
             except FaceError:  # no usable face: the demo would refuse the photo too
                 continue
             face = prepared.faces[0]
-            read = face.labels
-            edits = {"gender": {"Male": 0.0 if read["Male"] > 0.5 else 1.0},
-                     "age": {"Young": 0.0 if read["Young"] > 0.5 else 1.0}, "smile": {"Smiling": 1.0}}
-            for name, settings in edits.items():
+            for name, settings in wild_edits(face.labels).items():
                 change = editor.change(face.tensor[None], settings, face.source[None],
                                        regions=editor.regions_for(face)[None])[0]
                 parts[name].append(magnitudes(change, core))
-        label = Path(weights).name if Path(weights).is_dir() else f"{Path(weights).parents[1].name} {Path(weights).stem}"
         for name, values in parts.items():
             smooth, noise, patches = np.mean(values, axis=0)
             print(f"| {label} | {name} | {smooth:.2f} | {noise:.2f} | {patches:.2f} | {len(values)} |")
