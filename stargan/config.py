@@ -99,7 +99,7 @@ class TrainConfig:
     d_cls_warmup: int = 0  # steps that train D_cls on real faces only, before adversarial training
     teacher: str | None = None  # a frozen attribute classifier's folder (stargan.teacher) read on G's output
     lambda_teacher: float = 1.0  # weight of the teacher's classification loss (with --teacher)
-    lambda_colour_noise: float = 0.0  # weight of the high-frequency chroma of G's change, G(x, c_trg) - G(x, c_org) (binary datasets only)
+    lambda_colour_noise: float = 0.0  # weight of the fine chroma of G(x, c_trg) - G(x, c_org), attribute batches only
     colour_noise_sigma: float = 2.0  # chroma finer than this Gaussian blur (pixels at image_size) counts as noise
     colour_noise_where: str = "image"  # image: everywhere | skin: the face core less eyes and mouth (stargan.regions)
     lambda_identity: float = 0.0  # weight of |G(x, c_org) - x|: G returns a face asked for its own labels
