@@ -83,7 +83,8 @@ def evaluate_runs(runs: list[Path], every: int, limit: int, labels: tuple[str, .
         options = json.loads((run / "options.json").read_text())
         doc = json.loads(out.read_text()) if out.exists() else {"run": str(run), "options": options, "points": [],
                                                                 "regions": regions}
-        doc.setdefault("start_cpu_minutes", start_cpu_minutes(options, start_minutes))
+        if "start_cpu_minutes" not in doc:  # read once: the starting weights folder may since have moved
+            doc["start_cpu_minutes"] = start_cpu_minutes(options, start_minutes)
         done = {p["step"] for p in doc["points"]}
         todo = [(int(p.stem.split("_")[-1]), p) for p in ckpt.list_checkpoints(run)]
         if options.get("init_from"):  # the starting weights folder, scored as it is
