@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from colour_noise import WILD, editor_for, wild_edits  # noqa: E402
 
 from stargan.face import FaceError  # noqa: E402
+from stargan.inference import to_uint8  # noqa: E402
 
 ZOOM = 3
 
@@ -51,7 +52,7 @@ def outputs(editor, face) -> dict[str, torch.Tensor]:
 
 
 def tile(image: torch.Tensor, text: str = "") -> np.ndarray:
-    im = Image.fromarray(((image.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8))
+    im = Image.fromarray(to_uint8(image[None])[0])
     im = im.resize((im.width * ZOOM, im.height * ZOOM), Image.NEAREST)
     if text:
         ImageDraw.Draw(im).text((2, 2), text, fill=(255, 255, 0))
