@@ -165,6 +165,8 @@ class Trainer:
                         "CPU); use --precision auto or fp32", self.device.type)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every batch has the same shape: pick the fastest kernels once
         if cfg.batch_size % self.dist.world_size:
             raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the {self.dist.world_size} processes")
         torch.manual_seed(cfg.seed)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# One lent-GPU session's training (issue 15): two recipes at paper width and 128 px, side by side on one GPU,
+# for TRAIN_S seconds of training together; see gpu/README.md. Run from the repo root with the data packed
+# into gpu_pack/ (gpu/pack_data.py). Results go to $OUT (the device tool's return folder) or ./gpu_out.
+#
+#   bash gpu/train_release.sh [TRAIN_S]
+#
+# A first leg of CAL_S seconds measures each run's speed with both running; the second leg resumes each run
+# with a schedule (--num-iters, its linear decay over the second half) sized to end at TRAIN_S.
+# A CPU rehearsal: DEVICE=cpu LOG_EVERY=1 EXTRA='--g-conv-dim 8 --d-conv-dim 8' bash gpu/train_release.sh 60
+set -uo pipefail
+TRAIN_S=${1:-420}
+CAL_S=${CAL_S:-60}
+OUT=${OUT:-gpu_out}
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT" runs
+LOG="runs/gpu_session.log"
+
+DATA="--celeba-dir gpu_pack/celeba --expression-dir gpu_pack/expressions0 --expression-dir gpu_pack/expressions1"
+# The study's winning recipe (cpu: WGAN-GP, n_critic 2, penalty every 2nd D step, frozen teacher) at paper
+# width and 128 px; D at width 32 so that G and D come back in fp16 inside the tool's 64 MiB (paper D: 45M).
+COMMON="--recipe cpu $DATA --image-size 128 --g-conv-dim 64 --g-repeat-num 6 --d-conv-dim 32 --d-repeat-num 6
+  --precision bf16 --device ${DEVICE:-cuda} --lambda-teacher 10 --lambda-colour-noise 100 --colour-noise-sigma 4
+  --num-workers ${WORKERS:-6} --log-every ${LOG_EVERY:-20} --sample-every 0 --checkpoint-every 100000 --keep-checkpoints 1
+  ${EXTRA:-}"
+declare -A RECIPE=(
+  [deconv]="--seed 31"
+  [resize_identity]="--g-upsample resize --lambda-identity 10 --seed 32"
+)
+
+{
+  date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+  $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
+} 2>&1 | tee -a "$LOG"
+
+echo "== leg 1: ${CAL_S}s to measure speed" | tee -a "$LOG"
+for name in "${!RECIPE[@]}"; do
+  # shellcheck disable=SC2086
+  $PY train.py $COMMON ${RECIPE[$name]} --run-dir "runs/gpu_$name" --num-iters 10000000 --num-iters-decay 1 \
+    --max-minutes "$($PY -c "print($CAL_S / 60)")" > "runs/gpu_$name.log" 2>&1 &
+done
+wait
+
+echo "== leg 2: resumed to end at ${TRAIN_S}s" | tee -a "$LOG"
+for name in "${!RECIPE[@]}"; do
+  iters=$($PY - "runs/gpu_$name/metrics.jsonl" "$TRAIN_S" <<'EOF'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+first, last = rows[len(rows) // 3], rows[-1]  # skip the warm-up (cuDNN autotuning, first batches)
+rate = (last["step"] - first["step"]) / (last["time"] - first["time"])
+print(int(last["step"] + 0.97 * rate * (float(sys.argv[2]) - last["time"])))
+EOF
+)
+  echo "$name: $(tail -n1 "runs/gpu_$name/metrics.jsonl" | cut -c1-200) -> --num-iters $iters" | tee -a "$LOG"
+  $PY train.py --resume --run-dir "runs/gpu_$name" --num-iters "$iters" --num-iters-decay $((iters / 2)) \
+    --max-minutes "$($PY -c "print($TRAIN_S / 60)")" --checkpoint-every 100000 >> "runs/gpu_$name.log" 2>&1 &
+done
+wait
+
+echo "== pack (fp16) and bring back" | tee -a "$LOG"
+for name in "${!RECIPE[@]}"; do
+  tail -n 3 "runs/gpu_$name.log" | tee -a "$LOG"
+  $PY -m stargan.weights pack "runs/gpu_$name/export" "runs/packed_$name" >> "$LOG" 2>&1
+done
+date -u >> "$LOG"
+# The tool brings back 8 files of at most 16 MiB: weights in 15 MiB parts, everything small in one tar.
+for name in "${!RECIPE[@]}"; do
+  split -b 15M "runs/packed_$name/model.safetensors" "$OUT/$name.model.part"
+done
+first=$(printf '%s\n' "${!RECIPE[@]}" | sort | head -n1)
+split -b 15M "runs/packed_$first/discriminator.safetensors" "$OUT/$first.discriminator.part"
+(cd runs && sha256sum packed_*/*.safetensors > packed_sha256.txt)
+tar -czf "$OUT/small.tgz" --exclude='*.safetensors' runs/packed_* runs/packed_sha256.txt runs/gpu_*.log \
+  runs/gpu_*/metrics.jsonl runs/gpu_*/options.json "$LOG"
+ls -l "$OUT"
