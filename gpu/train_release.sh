@@ -15,6 +15,8 @@ OUT=${OUT:-gpu_out}
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT" runs
+# the pack travels as one tar (gpu_carry/): thousands of small files cost more than their bytes in transit
+[ -d gpu_pack ] || tar -xzf gpu_carry/gpu_pack.tgz
 LOG="runs/gpu_session.log"
 
 DATA="--celeba-dir gpu_pack/celeba --expression-dir gpu_pack/expressions0 --expression-dir gpu_pack/expressions1"
@@ -68,7 +70,7 @@ date -u >> "$LOG"
 for name in "${!RECIPE[@]}"; do
   split -b 15M "runs/packed_$name/model.safetensors" "$OUT/$name.model.part"
 done
-first=$(printf '%s\n' "${!RECIPE[@]}" | sort | head -n1)
+first=${BRING_D:-resize_identity}  # the other D comes back in a second, short call
 split -b 15M "runs/packed_$first/discriminator.safetensors" "$OUT/$first.discriminator.part"
 (cd runs && sha256sum packed_*/*.safetensors > packed_sha256.txt)
 tar -czf "$OUT/small.tgz" --exclude='*.safetensors' runs/packed_* runs/packed_sha256.txt runs/gpu_*.log \
