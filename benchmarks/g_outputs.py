@@ -12,7 +12,7 @@ prints the mean L1 (in [-1, 1] units, as the training losses) between the aligne
 * G(x, c_target) for gender (Male flipped from the reading, related attributes on, as the demo) and the gender
   edit's change as the demo makes it (regions on): how far the output strays and how much it changes.
 
-``--sheet`` draws, per photo and model, at the model's size x3: x, G(x, c_source), G(x, gender), G(x, age),
+``--sheet`` draws, per photo and model, each picture at TILE px: x, G(x, c_source), G(x, gender), G(x, age),
 G(x, smile), and the pasted gender change x3 (gray = none).
 """
 
@@ -35,7 +35,7 @@ from colour_noise import WILD, editor_for, wild_edits  # noqa: E402
 from stargan.face import FaceError  # noqa: E402
 from stargan.inference import to_uint8  # noqa: E402
 
-ZOOM = 3
+TILE = 192  # display size of every picture: models of 64 and 128 px side by side
 
 
 def outputs(editor, face) -> dict[str, torch.Tensor]:
@@ -53,7 +53,7 @@ def outputs(editor, face) -> dict[str, torch.Tensor]:
 
 def tile(image: torch.Tensor, text: str = "") -> np.ndarray:
     im = Image.fromarray(to_uint8(image[None])[0])
-    im = im.resize((im.width * ZOOM, im.height * ZOOM), Image.NEAREST)
+    im = im.resize((TILE, TILE), Image.NEAREST)
     if text:
         ImageDraw.Draw(im).text((2, 2), text, fill=(255, 255, 0))
     return np.asarray(im)

@@ -13,6 +13,7 @@ split when the budget needs it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -61,8 +62,9 @@ def pack(out: Path, celeba: Path, expressions: list[Path], quality: int, max_cel
             jobs += [(f, target / f.with_suffix(".webp").name, quality) for f in sorted(folder.iterdir())
                      if f.suffix.lower() in IMAGE_SUFFIXES]
     total = 0
-    with ProcessPoolExecutor(workers) as pool:
-        for n, size in enumerate(pool.map(_encode, jobs, chunksize=64), start=1):
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        sizes = pool.map(_encode, jobs, chunksize=64) if pool else map(_encode, jobs)
+        for n, size in enumerate(sizes, start=1):
             total += size
             if n % 5000 == 0 or n == len(jobs):
                 print(f"{n}/{len(jobs)} images, {total / 2**20:.1f} MiB", flush=True)
