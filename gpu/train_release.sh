@@ -7,6 +7,7 @@
 #
 # A first leg of CAL_S seconds measures each run's speed with both running; the second leg resumes each run
 # with a schedule (--num-iters, its linear decay over the second half) sized to end at TRAIN_S.
+# INIT=FOLDER starts both runs from a weights folder (G, D and G's average; fresh optimisers).
 # A CPU rehearsal: DEVICE=cpu LOG_EVERY=1 EXTRA='--g-conv-dim 8 --d-conv-dim 8' bash gpu/train_release.sh 60
 set -uo pipefail
 TRAIN_S=${1:-420}
@@ -25,7 +26,7 @@ DATA="--celeba-dir gpu_pack/celeba --expression-dir gpu_pack/expressions0 --expr
 COMMON="--recipe cpu $DATA --image-size 128 --g-conv-dim 64 --g-repeat-num 6 --d-conv-dim 32 --d-repeat-num 6
   --precision bf16 --device ${DEVICE:-cuda} --lambda-teacher 10 --lambda-colour-noise 100 --colour-noise-sigma 4
   --num-workers ${WORKERS:-6} --log-every ${LOG_EVERY:-20} --sample-every 0 --checkpoint-every 100000 --keep-checkpoints 1
-  ${EXTRA:-}"
+  ${INIT:+--init-from $INIT} ${EXTRA:-}"
 declare -A RECIPE=(
   [deconv]="--seed 31"
   [resize_identity]="--g-upsample resize --lambda-identity 10 --seed 32"
