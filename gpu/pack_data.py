@@ -6,7 +6,7 @@ layouts ``stargan.data`` reads (a CelebA-format folder; RaFD-style ``<expression
         --expressions /work/prepared/expressions_posed.soft/train /work/prepared/expressions.soft/train
 
 The pack is a training copy only (ignored by git, never committed). Quality 75 keeps a 128 px face at about
-2.1 KB and a PSNR of 35 dB against the q90 JPEG source; ``--max-celeba`` takes a seeded subset of the train
+2.3 KB and a PSNR of 35 dB against the q90 JPEG source; ``--max-celeba`` takes a seeded subset of the train
 split when the budget needs it.
 """
 
@@ -22,7 +22,8 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stargan.data import IMAGE_SUFFIXES, read_celeba_attributes  # noqa: E402
+from stargan.data import IMAGE_SUFFIXES, CelebADataset, read_celeba_attributes  # noqa: E402
+from stargan.domains import celeba as celeba_labels  # noqa: E402
 
 
 def _encode(job: tuple[Path, Path, int]) -> int:
@@ -32,16 +33,11 @@ def _encode(job: tuple[Path, Path, int]) -> int:
     return dst.stat().st_size
 
 
-def _train_names(celeba: Path) -> set[str]:
-    lines = (celeba / "list_eval_partition.txt").read_text().splitlines()
-    return {f[0] for f in (line.split() for line in lines) if len(f) == 2 and f[1] == "0"}
-
-
 def pack(out: Path, celeba: Path, expressions: list[Path], quality: int, max_celeba: int, seed: int,
          workers: int) -> None:
     jobs: list[tuple[Path, Path, int]] = []
     names, rows = read_celeba_attributes(celeba / "list_attr_celeba.txt")
-    train = _train_names(celeba)
+    train = set(CelebADataset(celeba, celeba_labels(names), "train").files)  # the trainer's own split
     rows = [r for r in rows if r[0] in train]
     if max_celeba and len(rows) > max_celeba:
         rows = sorted(random.Random(seed).sample(rows, max_celeba), key=lambda r: int(Path(r[0]).stem))
