@@ -7,7 +7,9 @@
 #
 # A first leg of CAL_S seconds measures each run's speed with both running; the second leg resumes each run
 # with a schedule (--num-iters, its linear decay over the second half) sized to end at TRAIN_S.
-# INIT=FOLDER starts both runs from a weights folder (G, D and G's average; fresh optimisers).
+# INIT=FOLDER starts the runs from a weights folder (G, D and G's average; fresh optimisers); its G and D must
+# match the recipe (the release line: RECIPES=resize_identity INIT=... continues weights/stargan-studio-next).
+# RECIPES="a b" runs only those of the recipes below (default: all).
 # A CPU rehearsal: DEVICE=cpu LOG_EVERY=1 EXTRA='--g-conv-dim 8 --d-conv-dim 8' bash gpu/train_release.sh 60
 set -uo pipefail
 TRAIN_S=${1:-420}
@@ -31,6 +33,10 @@ declare -A RECIPE=(
   [deconv]="--seed 31"
   [resize_identity]="--g-upsample resize --lambda-identity 10 --seed 32"
 )
+read -r -a NAMES <<< "${RECIPES:-${!RECIPE[*]}}"
+for name in "${NAMES[@]}"; do
+  [ -n "${RECIPE[$name]+set}" ] || { echo "unknown recipe $name (have: ${!RECIPE[*]})" >&2; exit 2; }
+done
 
 {
   date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
@@ -38,7 +44,7 @@ declare -A RECIPE=(
 } 2>&1 | tee -a "$LOG"
 
 echo "== leg 1: ${CAL_S}s to measure speed" | tee -a "$LOG"
-for name in "${!RECIPE[@]}"; do
+for name in "${NAMES[@]}"; do
   # shellcheck disable=SC2086
   $PY train.py $COMMON ${RECIPE[$name]} --run-dir "runs/gpu_$name" --num-iters 10000000 --num-iters-decay 1 \
     --max-minutes "$($PY -c "print($CAL_S / 60)")" > "runs/gpu_$name.log" 2>&1 &
@@ -46,7 +52,7 @@ done
 wait
 
 echo "== leg 2: resumed to end at ${TRAIN_S}s" | tee -a "$LOG"
-for name in "${!RECIPE[@]}"; do
+for name in "${NAMES[@]}"; do
   iters=$($PY - "runs/gpu_$name/metrics.jsonl" "$TRAIN_S" <<'EOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
@@ -62,16 +68,16 @@ done
 wait
 
 echo "== pack (fp16) and bring back" | tee -a "$LOG"
-for name in "${!RECIPE[@]}"; do
+for name in "${NAMES[@]}"; do
   tail -n 3 "runs/gpu_$name.log" | tee -a "$LOG"
   $PY -m stargan.weights pack "runs/gpu_$name/export" "runs/packed_$name" >> "$LOG" 2>&1
 done
 date -u >> "$LOG"
 # The tool brings back 8 files of at most 16 MiB: weights in 15 MiB parts, everything small in one tar.
-for name in "${!RECIPE[@]}"; do
+for name in "${NAMES[@]}"; do
   split -b 15M "runs/packed_$name/model.safetensors" "$OUT/$name.model.part"
 done
-first=${BRING_D:-resize_identity}  # the other D comes back in a second, short call
+first=${BRING_D:-${NAMES[-1]}}  # the other D comes back in a second, short call
 split -b 15M "runs/packed_$first/discriminator.safetensors" "$OUT/$first.discriminator.part"
 (cd runs && sha256sum packed_*/*.safetensors > packed_sha256.txt)
 tar -czf "$OUT/small.tgz" --exclude='*.safetensors' runs/packed_* runs/packed_sha256.txt runs/gpu_*.log \
