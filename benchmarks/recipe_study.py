@@ -5,6 +5,7 @@
     python benchmarks/recipe_study.py plot --out benchmarks/recipe_study.png
     python benchmarks/recipe_study.py table          # the points as a Markdown table
     python benchmarks/recipe_study.py fooling CHECKPOINT   # did G learn to fool its teacher? judge vs teacher
+                                                       # (a checkpoint or a weights folder)
 
 ``evaluate`` scores every ``--every``-th checkpoint of each run (G's moving average, as exported; a run started
 ``--init-from`` weights also gets those weights as step 0, its CPU minutes counted on from theirs) with
@@ -156,7 +157,12 @@ def fooling(path: Path, limit: int, labels: tuple[str, ...]) -> str:
     from stargan.judges import ATTRIBUTE_JUDGE, load_judge
     from stargan.teacher import load_teacher
 
-    model, info = load_checkpoint_model(path)
+    if (path / "config.json").is_file():  # a weights folder: its provenance says how long it trained
+        from stargan.weights import load_weights
+        model = load_weights(path)
+        info = {"step": model.provenance.get("steps"), "cpu_time": model.provenance.get("cpu_time_s", 0.0)}
+    else:
+        model, info = load_checkpoint_model(path)
     editor = Editor(model)
     judge, _ = load_judge(DEFAULT_JUDGES, ATTRIBUTE_JUDGE)
     teacher = load_teacher(ROOT / "benchmarks" / "teacher")
