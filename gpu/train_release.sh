@@ -4,6 +4,7 @@
 # into gpu_pack/ (gpu/pack_data.py). Results go to $OUT (the device tool's return folder) or ./gpu_out.
 #
 #   bash gpu/train_release.sh [TRAIN_S]
+#   bash gpu/train_release.sh --extend SECONDS   # while the machine is warm: the same runs, SECONDS more, then back
 #
 # A first leg of CAL_S seconds measures each run's speed with both running; the second leg resumes each run
 # with a schedule (--num-iters, its linear decay over the second half) sized to end at TRAIN_S.
@@ -12,7 +13,8 @@
 # RECIPES="a b" runs only those of the recipes below (default: all).
 # A CPU rehearsal: DEVICE=cpu LOG_EVERY=1 EXTRA='--g-conv-dim 8 --d-conv-dim 8' bash gpu/train_release.sh 60
 set -uo pipefail
-TRAIN_S=${1:-420}
+EXTEND_S=""
+if [ "${1:-}" = "--extend" ]; then EXTEND_S=${2:?--extend SECONDS}; TRAIN_S=0; else TRAIN_S=${1:-420}; fi
 CAL_S=${CAL_S:-60}
 OUT=${OUT:-gpu_out}
 PY=${PYTHON:-python3}
@@ -43,29 +45,45 @@ done
   $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
 } 2>&1 | tee -a "$LOG"
 
-echo "== leg 1: ${CAL_S}s to measure speed" | tee -a "$LOG"
-for name in "${NAMES[@]}"; do
-  # shellcheck disable=SC2086
-  $PY train.py $COMMON ${RECIPE[$name]} --run-dir "runs/gpu_$name" --num-iters 10000000 --num-iters-decay 1 \
-    --max-minutes "$($PY -c "print($CAL_S / 60)")" > "runs/gpu_$name.log" 2>&1 &
-done
-wait
-
-echo "== leg 2: resumed to end at ${TRAIN_S}s" | tee -a "$LOG"
-for name in "${NAMES[@]}"; do
-  iters=$($PY - "runs/gpu_$name/metrics.jsonl" "$TRAIN_S" <<'EOF'
+# Resume every run with a schedule sized to end at END seconds of its own wall time ("+N": N seconds after where it
+# stopped), measured from its metrics; DECAY "half": the learning rate decays over the schedule's second half,
+# "all": over the whole resumed leg (an extension of a finished run, which ended at a rate of zero).
+resume_to() {
+  local end=$1 decay=$2 name plan iters steps minutes
+  for name in "${NAMES[@]}"; do
+    plan=$($PY - "runs/gpu_$name/metrics.jsonl" "$end" "$decay" <<'EOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 first, last = rows[len(rows) // 3], rows[-1]  # skip the warm-up (cuDNN autotuning, first batches)
 rate = (last["step"] - first["step"]) / (last["time"] - first["time"])
-print(int(last["step"] + 0.97 * rate * (float(sys.argv[2]) - last["time"])))
+end = last["time"] + float(sys.argv[2][1:]) if sys.argv[2].startswith("+") else float(sys.argv[2])
+iters = int(last["step"] + 0.97 * rate * (end - last["time"]))
+decay = iters // 2 if sys.argv[3] == "half" else max(iters - last["step"], 1)
+print(iters, decay, end / 60, f"step {last['step']} at {last['time']:.0f} s, {rate:.2f} steps/s")
 EOF
 )
-  echo "$name: $(tail -n1 "runs/gpu_$name/metrics.jsonl" | cut -c1-200) -> --num-iters $iters" | tee -a "$LOG"
-  $PY train.py --resume --run-dir "runs/gpu_$name" --num-iters "$iters" --num-iters-decay $((iters / 2)) \
-    --max-minutes "$($PY -c "print($TRAIN_S / 60)")" --checkpoint-every 100000 >> "runs/gpu_$name.log" 2>&1 &
-done
-wait
+    read -r iters steps minutes _ <<< "$plan"
+    echo "$name: ${plan#* * * } -> --num-iters $iters --num-iters-decay $steps" | tee -a "$LOG"
+    $PY train.py --resume --run-dir "runs/gpu_$name" --num-iters "$iters" --num-iters-decay "$steps" \
+      --max-minutes "$minutes" --checkpoint-every 100000 >> "runs/gpu_$name.log" 2>&1 &
+  done
+  wait
+}
+
+if [ -n "$EXTEND_S" ]; then
+  echo "== extended by ${EXTEND_S}s, a fresh linear decay" | tee -a "$LOG"
+  resume_to "+$EXTEND_S" all
+else
+  echo "== leg 1: ${CAL_S}s to measure speed" | tee -a "$LOG"
+  for name in "${NAMES[@]}"; do
+    # shellcheck disable=SC2086
+    $PY train.py $COMMON ${RECIPE[$name]} --run-dir "runs/gpu_$name" --num-iters 10000000 --num-iters-decay 1 \
+      --max-minutes "$($PY -c "print($CAL_S / 60)")" > "runs/gpu_$name.log" 2>&1 &
+  done
+  wait
+  echo "== leg 2: resumed to end at ${TRAIN_S}s" | tee -a "$LOG"
+  resume_to "$TRAIN_S" half
+fi
 
 echo "== pack (fp16) and bring back" | tee -a "$LOG"
 for name in "${NAMES[@]}"; do
