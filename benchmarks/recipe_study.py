@@ -160,9 +160,10 @@ def fooling(path: Path, limit: int, labels: tuple[str, ...]) -> str:
     if (path / "config.json").is_file():  # a weights folder: its provenance says how long it trained
         from stargan.weights import load_weights
         model = load_weights(path)
-        info = {"step": model.provenance.get("steps"), "cpu_time": model.provenance.get("cpu_time_s", 0.0)}
+        trained = f"{model.provenance.get('steps')} steps in its last run, {model.provenance.get('hardware')}"
     else:
         model, info = load_checkpoint_model(path)
+        trained = f"step {info['step']}, {info['cpu_time'] / 60:.1f} CPU min"
     editor = Editor(model)
     judge, _ = load_judge(DEFAULT_JUDGES, ATTRIBUTE_JUDGE)
     teacher = load_teacher(ROOT / "benchmarks" / "teacher")
@@ -172,7 +173,7 @@ def fooling(path: Path, limit: int, labels: tuple[str, ...]) -> str:
     size = model.config.image_size
     x = F.interpolate(faces.images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     source = editor.read_labels(x)
-    rows = [f"{path} (step {info['step']}, {info['cpu_time'] / 60:.1f} CPU min), {len(x)} held-out faces:", "",
+    rows = [f"{path} ({trained}), {len(x)} held-out faces:", "",
             "| target | judge reads it | teacher reads it |", "|---|---:|---:|"]
     for name, target in space.single_domain_targets(d.name, faces.values):
         if name not in labels:
