@@ -391,3 +391,22 @@ def test_public_page_offers_only_the_owners_models(hub, tmp_path, monkeypatch):
         assert "Model: `someone/extra` (32 px" in client.predict(handle_file(str(ASTRONAUT)), api_name="/prepare")[4]
     finally:
         demo.close()
+
+
+def test_latency_benchmark_speaks_the_pages_protocol(app):
+    """benchmarks/demo_latency.py times slider edits through the page's own queue protocol with inputs it builds
+    itself; when the page gains an input the benchmark must follow (it once sent two too few and failed)."""
+    import importlib.util
+
+    pytest.importorskip("httpx")
+    spec = importlib.util.spec_from_file_location("demo_latency", ROOT / "benchmarks" / "demo_latency.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    raw = bench.QueueClient(app[1])
+    values = raw.prepare()
+    sys.path.insert(0, str(ROOT / "demo"))
+    import app as demo_app
+
+    assert len(values) == len(demo_app.ALL_NAMES)
+    after, photo = raw.edit(values)
+    assert after and photo  # the edited face and the before | after photo came back
