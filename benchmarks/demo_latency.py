@@ -67,6 +67,11 @@ def serve(weights: str, timeout: float = 180.0):
         log.close()
 
 
+# What the page sends with every slider edit before the slider values: strength 1, related attributes and edit
+# regions on (its defaults). The page's edit_live inputs after face, mode and upsampling, in order.
+EDIT_SETTINGS = (1.0, True, True)
+
+
 class QueueClient:
     """The page's own protocol, as the browser speaks it: POST /gradio_api/queue/join, then read the server-sent
     events of /gradio_api/queue/data until the result. A persistent connection and no client-side threads, so
@@ -110,8 +115,7 @@ class QueueClient:
         return [u["value"] if isinstance(u, dict) else u for u in out[6:6 + n]]
 
     def edit(self, values: list[float], face: str = "Face 1", mode: str = "delta", upsample: str = "bilinear") -> list:
-        # strength 1, related attributes and edit regions on: the page's defaults
-        return self.call("edit_live", [None, face, mode, upsample, 1.0, True, True, *values])
+        return self.call("edit_live", [None, face, mode, upsample, *EDIT_SETTINGS, *values])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -211,7 +215,7 @@ def main() -> int:
         for k in range(args.n // 2 + 3):
             values[i] = 0.2 + 0.8 * (k % 5) / 4
             t0 = time.perf_counter()
-            client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, 1.0, True, True, *values, api_name="/edit_live")
+            client.predict("Face 1", "delta", DEFAULT_UPSAMPLE, *EDIT_SETTINGS, *values, api_name="/edit_live")
             if k >= 3:
                 client_times.append(time.perf_counter() - t0)
     per_method = {f"{key}_{m}": percentile(times[m], q) * 1e3 for m in UPSAMPLES
