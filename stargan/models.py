@@ -174,24 +174,66 @@ def build_generator(config: ModelConfig) -> Generator:
 ATTENTION_FROM_IMAGE_MASK_BIAS = 0.0
 
 
+def _residual_indices(G: Generator) -> list[int]:
+    return [i for i, m in enumerate(G.main) if isinstance(m, ResidualBlock)]
+
+
+def _deepened_state(G: Generator, source: Generator) -> dict[str, torch.Tensor]:
+    """``source``'s state with its layers renumbered into ``G``, which may have more residual blocks. The extra
+    blocks follow the source's and start as the identity (their last InstanceNorm's scale and shift at zero, so
+    x + main(x) = x): the deeper G computes exactly what the source did and learns to use its new blocks."""
+    have, want = _residual_indices(source), _residual_indices(G)
+    if len(want) < len(have):
+        raise ValueError(f"cannot start a generator with {len(want)} residual blocks from one with {len(have)}; "
+                         "a fine-tune may add blocks, not remove them")
+    shift = len(want) - len(have)
+    after = have[-1] if have else -1  # layers after the last residual block move down by the added blocks
+    state = {}
+    for key, value in source.state_dict().items():
+        _, index, rest = key.split(".", 2)
+        index = int(index) + (shift if int(index) > after else 0)
+        state[f"main.{index}.{rest}"] = value
+    for i in want[len(have):]:
+        for name, value in G.main[i].state_dict().items():
+            state[f"main.{i}.{name}"] = value
+        last_norm = G.main[i].main[-1]
+        state[f"main.{i}.main.{len(G.main[i].main) - 1}.weight"] = torch.zeros_like(last_norm.weight)
+        state[f"main.{i}.main.{len(G.main[i].main) - 1}.bias"] = torch.zeros_like(last_norm.bias)
+    return state
+
+
 def load_generator_weights(G: Generator, source: Generator) -> None:
-    """Load ``source``'s weights into ``G``. Same heads: a plain copy. An image head into an attention head
-    (fine-tuning a trained paper-head G into GANimation's head): the body and the colour image C are the
-    source's and the mask starts half open, y = (C + x) / 2; the mask regulariser (``--lambda-mask``) is meant
-    to keep it closed where no change is needed. Measured with lambda 0.1-0.3 it did not: the losses reopened it
-    almost everywhere (benchmarks/RESULTS.md, "GANimation's mask on the shipped model")."""
+    """Load ``source``'s weights into ``G``. Same heads: a copy; ``G`` may have more residual blocks, which
+    start as the identity (``_deepened_state``). An image head into an attention head (fine-tuning a trained
+    paper-head G into GANimation's head): the body and the colour image C are the source's and the mask starts
+    half open, y = (C + x) / 2; the mask regulariser (``--lambda-mask``) is meant to keep it closed where no
+    change is needed. Measured with lambda 0.1-0.3 it did not: the losses reopened it almost everywhere
+    (benchmarks/RESULTS.md, "GANimation's mask on the shipped model")."""
+    state = _deepened_state(G, source)
     if G.head == source.head:
-        G.load_state_dict(source.state_dict())
+        G.load_state_dict(state)
         return
     if (source.head, G.head) != ("image", "attention"):
         raise ValueError(f"cannot start a {G.head!r}-head generator from a {source.head!r}-head one; only image -> "
                          "attention is supported")
-    state = source.state_dict()
     last = f"main.{len(G.main) - 1}"  # the image head's last convolution sits at the same index, before its tanh
     weight = torch.zeros_like(G.main[-1].weight)
     weight[:3] = state.pop(f"{last}.weight")
     bias = torch.tensor([0.0, 0.0, 0.0, ATTENTION_FROM_IMAGE_MASK_BIAS])
     G.load_state_dict({**state, f"{last}.weight": weight, f"{last}.bias": bias})
+
+
+def load_discriminator_weights(D: Discriminator, source: Discriminator) -> None:
+    """Load ``source``'s weights into ``D``, which may read another image size. Only the class head's kernel
+    depends on the size (it spans the whole final map): it is resized to the new map and scaled by the ratio of
+    the areas, so a map of constant features still gives the same logits."""
+    state = source.state_dict()
+    kernel = state["conv2.weight"]
+    size = D.conv2.weight.shape[-1]
+    if kernel.shape[-1] != size:
+        resized = nn.functional.interpolate(kernel.float(), size=(size, size), mode="bilinear", align_corners=False)
+        state["conv2.weight"] = (resized * (kernel.shape[-1] / size) ** 2).to(kernel.dtype)
+    D.load_state_dict(state)
 
 
 def build_discriminator(config: ModelConfig) -> Discriminator:

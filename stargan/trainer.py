@@ -42,6 +42,7 @@ from .models import (
     build_discriminator,
     build_generator,
     count_parameters,
+    load_discriminator_weights,
     load_generator_weights,
 )
 
@@ -264,15 +265,19 @@ class Trainer:
         from .weights import load_weights
 
         loaded = load_weights(source, load_discriminator=True)
-        # An image-head G may start an attention-head run (models.load_generator_weights); nothing else may differ.
-        if replace(loaded.config, g_head=self.model_config.g_head) != self.model_config:
+        # An image-head G may start an attention-head run, G may gain residual blocks and the run may train at
+        # another image size (models.load_generator_weights, load_discriminator_weights); nothing else may differ.
+        grown = replace(loaded.config, g_head=self.model_config.g_head, image_size=self.model_config.image_size,
+                        g_repeat_num=self.model_config.g_repeat_num)
+        if grown != self.model_config:
             raise ValueError(f"--init-from {source}: its model ({loaded.config}) differs from this run's "
-                             f"({self.model_config}); use the same architecture, image size and labels")
+                             f"({self.model_config}) in more than the head, image size and number of G's residual "
+                             "blocks; use the same widths, upsampling, conditioning and labels")
         if loaded.discriminator is None:
             raise ValueError(f"--init-from {source}: the folder has no discriminator.safetensors; fine-tuning "
                              "needs a trained D as well as G")
         load_generator_weights(self.G, loaded.generator)
-        self.D.load_state_dict(loaded.discriminator.state_dict())
+        load_discriminator_weights(self.D, loaded.discriminator)
         if self.G_ema is not None:
             load_generator_weights(self.G_ema, loaded.generator)
         earlier = loaded.provenance or {}

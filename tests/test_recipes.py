@@ -16,7 +16,14 @@ from stargan.config import ModelConfig, TrainConfig
 from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, LabelSpace, celeba, expressions
 from stargan.inference import Editor, LabelFoldedGenerator
 from stargan.losses import mask_regularisers, r1_penalty
-from stargan.models import Generator, build_generator, load_generator_weights
+from stargan.models import (
+    Discriminator,
+    Generator,
+    ResidualBlock,
+    build_generator,
+    load_discriminator_weights,
+    load_generator_weights,
+)
 from stargan.recipes import RECIPES, recipe
 from stargan.trainer import check_options
 from stargan.weights import load_weights, save_weights
@@ -55,6 +62,36 @@ def test_a_trained_image_head_starts_an_attention_head_with_a_half_open_mask():
     torch.testing.assert_close(y, (image_g(x, c) + x) / 2)
     with pytest.raises(ValueError, match="only image -> attention"):
         load_generator_weights(Generator(8, 5, 1, head="image"), attention_g)
+
+
+def test_a_deeper_generator_starts_as_the_trained_one_and_can_learn_its_new_blocks():
+    torch.manual_seed(0)
+    shallow = Generator(8, 5, 2)
+    for p in shallow.parameters():
+        p.data.add_(torch.randn_like(p) * 0.1)
+    deep = Generator(8, 5, 4)
+    load_generator_weights(deep, shallow)
+    x, c = _faces(), torch.rand(2, 5)
+    torch.testing.assert_close(deep(x, c), shallow(x, c), rtol=0, atol=1e-6)
+    deep(x, c).square().mean().backward()
+    last_block = [m for m in deep.main if isinstance(m, ResidualBlock)][-1]
+    new_block_scale = last_block.main[-1].weight  # an added block's closing InstanceNorm
+    assert new_block_scale.grad is not None and new_block_scale.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="may add blocks, not remove"):
+        load_generator_weights(shallow, deep)
+
+
+def test_a_discriminator_at_another_image_size_keeps_its_class_head():
+    torch.manual_seed(0)
+    small, large = Discriminator(32, 8, 5, 3), Discriminator(48, 8, 5, 3)  # final maps 4x4 and 6x6
+    load_discriminator_weights(large, small)
+    for key, value in small.state_dict().items():
+        if key != "conv2.weight":
+            assert torch.equal(large.state_dict()[key], value)
+    # the class head reads the whole final map: on a constant map it gives the same logits at either size
+    features = torch.rand(1, 32, 1, 1)
+    torch.testing.assert_close(large.conv2(features.expand(-1, -1, 6, 6)),
+                               small.conv2(features.expand(-1, -1, 4, 4)))
 
 
 @pytest.mark.parametrize("head", ["image", "residual", "attention"])
