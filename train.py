@@ -104,7 +104,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
     "n_critic": ("recipe", "D steps per G step (the paper: 5)"),
     "ema_decay": ("recipe", "decay of the moving average of G's weights that is exported; 0 = export the raw G"),
     "init_from": ("recipe", "a weights folder or Hub id to start G, D and G's average from (fine-tuning with "
-                            "fresh optimisers; same architecture and labels)"),
+                            "fresh optimisers; same widths and labels; the image size may change and G may gain "
+                            "residual blocks, which start as the identity)"),
     "device": ("run", "auto (CUDA when present), cpu, cuda or cuda:N"),
     "precision": ("run", "fp32, bf16 (CUDA, and CPUs with AVX512-BF16 or AMX), fp16 (CUDA only) or auto (bf16 "
                           "where the device computes it natively, else fp32)"),

@@ -193,7 +193,8 @@ def _name(doc: dict) -> str:
 
 
 def table(runs: list[str] | None = None) -> str:
-    """Markdown: one row per evaluated checkpoint, runs in turn."""
+    """Markdown: one row per evaluated checkpoint, runs in turn; Male and Smiling as lone flips, and in brackets
+    with their related attributes (as the demo edits them) where the point has them."""
     rows = ["| run | step | G steps | CPU min | hair (4) | Male | Young | Smiling | Eyeglasses | happy, surprised "
             "| preservation |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path in sorted(STUDY.glob("*.json")):
@@ -202,10 +203,15 @@ def table(runs: list[str] | None = None) -> str:
         if runs and Path(doc["run"]).name not in runs:
             continue
         for p in doc["points"]:
-            cells = [100 * sum(p["success"][n] for n in names) / len(names) for _, names in PANELS]
+            cells = []
+            for _, names in PANELS:
+                cell = f"{100 * sum(p['success'][n] for n in names) / len(names):.1f}"
+                if len(names) == 1 and names[0] in p.get("success_related", {}):  # as the demo edits it
+                    cell += f" ({100 * p['success_related'][names[0]]:.1f})"
+                cells.append(cell)
             keep = 100 * sum(p["preservation"].values()) / len(p["preservation"])
             rows.append(f"| {name} | {p['step']} | {p['g_updates']} | {p['cpu_minutes']:.1f} | "
-                        + " | ".join(f"{c:.1f}" for c in cells) + f" | {keep:.1f} |")
+                        + " | ".join(cells) + f" | {keep:.1f} |")
     return "\n".join(rows)
 
 

@@ -202,14 +202,49 @@ def _deepened_state(G: Generator, source: Generator) -> dict[str, torch.Tensor]:
     return state
 
 
+def _resize_from_deconv_map() -> torch.Tensor:
+    """The 9 x 16 matrix that takes a 4x4 stride-2 transposed convolution's kernel (one channel pair, flattened)
+    to the 3x3 kernel of the resize-then-convolve layer nearest to it. Both layers map one input pixel to the
+    same 4x4 output patch; every resize-convolution is a transposed convolution whose two output phases share
+    their sums, so the least-squares fit keeps all of the kernel except its checkerboard part."""
+    impulse = torch.zeros(1, 1, 6, 6, dtype=torch.float64)
+    impulse[..., 3, 3] = 1
+    upsampled = nn.functional.interpolate(impulse, scale_factor=2.0, mode="nearest")
+    resize = torch.stack([nn.functional.conv2d(upsampled, e.view(1, 1, 3, 3), padding=1).flatten()
+                          for e in torch.eye(9, dtype=torch.float64)], 1)
+    deconv = torch.stack([nn.functional.conv_transpose2d(impulse, e.view(1, 1, 4, 4), stride=2, padding=1).flatten()
+                          for e in torch.eye(16, dtype=torch.float64)], 1)
+    return torch.linalg.pinv(resize) @ deconv
+
+
+def resize_kernel_from_deconv(weight: torch.Tensor) -> torch.Tensor:
+    """A ConvTranspose2d(4, 2, 1) weight (in, out, 4, 4) as the nearest ResizeConv weight (out, in, 3, 3)."""
+    flat = weight.double().flatten(2) @ _resize_from_deconv_map().T
+    return flat.view(*weight.shape[:2], 3, 3).transpose(0, 1).contiguous().to(weight.dtype)
+
+
+def _resized_upsampling(G: Generator, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A deconv G's state for a resize-upsampling ``G``: each transposed convolution becomes the resize
+    convolution nearest to it (``resize_kernel_from_deconv``)."""
+    for i, layer in enumerate(G.main):
+        if isinstance(layer, ResizeConv) and f"main.{i}.weight" in state:
+            state[f"main.{i}.conv.weight"] = resize_kernel_from_deconv(state.pop(f"main.{i}.weight"))
+    return state
+
+
 def load_generator_weights(G: Generator, source: Generator) -> None:
     """Load ``source``'s weights into ``G``. Same heads: a copy; ``G`` may have more residual blocks, which
-    start as the identity (``_deepened_state``). An image head into an attention head (fine-tuning a trained
+    start as the identity (``_deepened_state``), and may upsample by resize-convolution where the source has
+    transposed convolutions (``_resized_upsampling``: the source without its checkerboard). An image head into an attention head (fine-tuning a trained
     paper-head G into GANimation's head): the body and the colour image C are the source's and the mask starts
     half open, y = (C + x) / 2; the mask regulariser (``--lambda-mask``) is meant to keep it closed where no
     change is needed. Measured with lambda 0.1-0.3 it did not: the losses reopened it almost everywhere
     (benchmarks/RESULTS.md, "GANimation's mask on the shipped model")."""
-    state = _deepened_state(G, source)
+    upsampling = [type(m) for m in source.main if isinstance(m, (nn.ConvTranspose2d, ResizeConv))]
+    if ResizeConv in upsampling and any(isinstance(m, nn.ConvTranspose2d) for m in G.main):
+        raise ValueError("cannot start a transposed-convolution generator from a resize-upsampling one; only "
+                         "deconv -> resize is supported")
+    state = _resized_upsampling(G, _deepened_state(G, source))
     if G.head == source.head:
         G.load_state_dict(state)
         return

@@ -23,6 +23,7 @@ from stargan.models import (
     build_generator,
     load_discriminator_weights,
     load_generator_weights,
+    resize_kernel_from_deconv,
 )
 from stargan.recipes import RECIPES, recipe
 from stargan.trainer import check_options
@@ -79,6 +80,29 @@ def test_a_deeper_generator_starts_as_the_trained_one_and_can_learn_its_new_bloc
     assert new_block_scale.grad is not None and new_block_scale.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="may add blocks, not remove"):
         load_generator_weights(shallow, deep)
+
+
+def test_a_transposed_convolution_becomes_the_resize_convolution_nearest_to_it():
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 7, 7, dtype=torch.float64)
+    resize = torch.randn(1, 1, 3, 3, dtype=torch.float64)
+    target = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2.0), resize, padding=1)
+    # the transposed convolution that computes exactly this resize-convolution, found by least squares
+    basis = torch.stack([torch.nn.functional.conv_transpose2d(x, e.view(1, 1, 4, 4), stride=2, padding=1).flatten()
+                         for e in torch.eye(16, dtype=torch.float64)], 1)
+    deconv, *_ = torch.linalg.lstsq(basis, target.flatten().unsqueeze(1))
+    torch.testing.assert_close(basis @ deconv, target.flatten().unsqueeze(1))
+    torch.testing.assert_close(resize_kernel_from_deconv(deconv.view(1, 1, 4, 4)), resize)
+    # any other kernel loses its checkerboard and keeps its mean: on a flat input the transposed convolution
+    # paints four phases, the converted layer their mean
+    checkered = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    converted = resize_kernel_from_deconv(checkered)
+    assert converted.shape == (2, 3, 3, 3)
+    flat = torch.ones(1, 3, 6, 6, dtype=torch.float64)
+    phases = torch.nn.functional.conv_transpose2d(flat, checkered, stride=2, padding=1)[..., 4:6, 4:6]
+    out = torch.nn.functional.conv2d(torch.nn.functional.interpolate(flat, scale_factor=2.0), converted, padding=1)
+    assert phases.std() > 0.5
+    torch.testing.assert_close(out[..., 4:6, 4:6], phases.mean(dim=(2, 3), keepdim=True).expand(-1, -1, 2, 2))
 
 
 def test_a_discriminator_at_another_image_size_keeps_its_class_head():

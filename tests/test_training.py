@@ -132,6 +132,9 @@ def test_init_from_a_weights_folder_fine_tunes_it(celeba_dir, tmp_path):
          "--g-repeat-num", "3", "--run-dir", str(tmp_path / "grown")])
     grown = load_weights(tmp_path / "grown" / "export")
     assert (grown.config.image_size, grown.config.g_repeat_num) == (48, 3)
+    run([*data, "--num-iters", "1", "--init-from", str(tmp_path / "first" / "export"), "--g-upsample", "resize",
+         "--run-dir", str(tmp_path / "resized")])
+    assert load_weights(tmp_path / "resized" / "export").config.g_upsample == "resize"
 
 
 SLOW_SAVE = """
