@@ -490,3 +490,19 @@ def test_colour_noise_joins_g_loss_on_the_change_the_demo_pastes(celeba_dir, exp
         check_options(TrainConfig(colour_noise_where="skin"))
     with pytest.raises(ValueError, match="more than 0"):
         check_options(TrainConfig(colour_noise_sigma=0.0, lambda_colour_noise=1.0))
+
+
+def test_the_study_table_shows_the_demos_related_edits_beside_the_lone_flips(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recipe_study", Path(__file__).resolve().parents[1] / "benchmarks"
+                                                  / "recipe_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    monkeypatch.setattr(study, "STUDY", tmp_path)
+    labels = [n for _, names in study.PANELS for n in names]
+    point = {"step": 200, "g_updates": 100, "cpu_minutes": 12.5, "success": {n: 0.5 for n in labels},
+             "success_related": {"Male": 0.8, "Smiling": 0.9}, "preservation": {n: 0.95 for n in labels}}
+    (tmp_path / "run.json").write_text(json.dumps({"run": "/runs/ft", "points": [point]}))
+    row = study.table().splitlines()[-1]
+    assert row == "| ft | 200 | 100 | 12.5 | 50.0 | 50.0 (80.0) | 50.0 | 50.0 (90.0) | 50.0 | 50.0 | 95.0 |"
