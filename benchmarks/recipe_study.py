@@ -6,6 +6,7 @@
     python benchmarks/recipe_study.py table          # the points as a Markdown table
     python benchmarks/recipe_study.py fooling CHECKPOINT   # did G learn to fool its teacher? judge vs teacher
                                                        # (a checkpoint or a weights folder)
+    python benchmarks/recipe_study.py dcls MODEL [MODEL ...]   # D_cls's accuracy on held-out faces
 
 ``evaluate`` scores every ``--every``-th checkpoint of each run (G's moving average, as exported; a run started
 ``--init-from`` weights also gets those weights as step 0, its CPU minutes counted on from theirs) with
@@ -188,6 +189,35 @@ def fooling(path: Path, limit: int, labels: tuple[str, ...]) -> str:
     return "\n".join(rows)
 
 
+@torch.inference_mode()
+def d_cls_accuracy(paths: list[Path], celeba_root: Path, limit: int) -> str:
+    """How well each model's D_cls reads the 40 CelebA attributes of held-out faces (the first ``limit`` of the
+    test split): what the D_cls warm-up is for, beside the majority baseline of the same faces."""
+    from torch.utils.data import Subset
+
+    from stargan.data import CelebADataset
+    from stargan.judges import binary_accuracy, dataset_tensors
+    from stargan.weights import load_weights
+
+    rows = ["| model | D_cls mean accuracy | majority baseline | Male | Young | Smiling | Eyeglasses | hair (4) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in paths:
+        model = load_checkpoint_model(path)[0] if path.is_file() else load_weights(path, load_discriminator=True)
+        space = model.config.label_space
+        labels = space.dataset("celeba")
+        test = CelebADataset(celeba_root, labels, "test", image_size=model.config.image_size)
+        x, y = dataset_tensors(Subset(test, range(min(limit, len(test)))))
+        logits = torch.cat([model.discriminator(x[i: i + 64])[1][:, space.block("celeba")] for i in range(0, len(x), 64)])
+        acc = binary_accuracy((logits > 0).float(), y, labels.names)
+        majority = binary_accuracy((y.mean(0, keepdim=True) > 0.5).float().expand_as(y), y, labels.names)
+        key = [acc[n] for n in ("Male", "Young", "Smiling", "Eyeglasses")]
+        hair = sum(acc[n] for n in HAIR_COLOURS) / len(HAIR_COLOURS)
+        rows.append(f"| {path} | {100 * sum(acc.values()) / len(acc):.1f} | "
+                    f"{100 * sum(majority.values()) / len(majority):.1f} | "
+                    + " | ".join(f"{100 * a:.1f}" for a in key) + f" | {100 * hair:.1f} |")
+    return "\n".join(rows)
+
+
 def _name(doc: dict) -> str:
     return Path(doc["run"]).name + (" +regions" if doc.get("regions") else "")
 
@@ -236,6 +266,10 @@ def main() -> int:
     fo.add_argument("checkpoint", type=Path)
     fo.add_argument("--limit", type=int, default=300)
     fo.add_argument("--labels", default=",".join(n for n in KEY_LABELS if n not in ("happy", "surprised")))
+    dc = sub.add_parser("dcls", help="D_cls's accuracy on held-out CelebA faces (checkpoints or weights folders)")
+    dc.add_argument("models", nargs="+", type=Path)
+    dc.add_argument("--celeba-dir", type=Path, default=ROOT.parent / "shared" / "data" / "celeba_hq_128")
+    dc.add_argument("--limit", type=int, default=1000)
     tb = sub.add_parser("table")
     tb.add_argument("--runs", nargs="*", help="run names to list (default: all in benchmarks/study)")
     args = p.parse_args()
@@ -247,6 +281,8 @@ def main() -> int:
                       args.start_cpu_minutes, args.regions)
     elif args.cmd == "fooling":
         print(fooling(args.checkpoint, args.limit, tuple(args.labels.split(","))))
+    elif args.cmd == "dcls":
+        print(d_cls_accuracy(args.models, args.celeba_dir, args.limit))
     elif args.cmd == "plot":
         plot(args.out, args.runs, args.x, args.title)
     else:
