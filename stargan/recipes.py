@@ -10,7 +10,9 @@ starts from one; flags given on the command line still override it. The name is 
 * ``cpu``: the recipe that learnt the most per CPU hour in the study (benchmarks/RESULTS.md, "Recipe study"):
   shipped-v1 plus a frozen teacher classifier (``benchmarks/teacher``, stargan.teacher) on G's output. The other
   candidates (residual or attention head, resize upsampling, log loss + R1 with a G step every step, 1-3 edits as
-  targets, DiffAugment, D_cls warm-up) stay options; none beat shipped-v1 in the study's runs.
+  targets, DiffAugment, D_cls warm-up, STGAN's difference labels, 96 px, a deeper G) stay options; none beat
+  shipped-v1 or the cpu recipe in the study's runs (benchmarks/RESULTS.md, "Recipe study" and "Size, depth,
+  upsampling, loss and the D_cls warm-up, each alone").
 """
 
 from __future__ import annotations
