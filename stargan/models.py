@@ -235,13 +235,12 @@ def _resized_upsampling(G: Generator, state: dict[str, torch.Tensor]) -> dict[st
 def load_generator_weights(G: Generator, source: Generator) -> None:
     """Load ``source``'s weights into ``G``. Same heads: a copy; ``G`` may have more residual blocks, which
     start as the identity (``_deepened_state``), and may upsample by resize-convolution where the source has
-    transposed convolutions (``_resized_upsampling``: the source without its checkerboard). An image head into an attention head (fine-tuning a trained
-    paper-head G into GANimation's head): the body and the colour image C are the source's and the mask starts
-    half open, y = (C + x) / 2; the mask regulariser (``--lambda-mask``) is meant to keep it closed where no
-    change is needed. Measured with lambda 0.1-0.3 it did not: the losses reopened it almost everywhere
-    (benchmarks/RESULTS.md, "GANimation's mask on the shipped model")."""
-    upsampling = [type(m) for m in source.main if isinstance(m, (nn.ConvTranspose2d, ResizeConv))]
-    if ResizeConv in upsampling and any(isinstance(m, nn.ConvTranspose2d) for m in G.main):
+    transposed convolutions (``_resized_upsampling``: the source without its checkerboard). An image head into
+    an attention head (fine-tuning a trained paper-head G into GANimation's head): the body and the colour image
+    C are the source's and the mask starts half open, y = (C + x) / 2; the mask regulariser (``--lambda-mask``)
+    is meant to keep it closed where no change is needed. Measured with lambda 0.1-0.3 it did not: the losses
+    reopened it almost everywhere (benchmarks/RESULTS.md, "GANimation's mask on the shipped model")."""
+    if any(isinstance(m, ResizeConv) for m in source.main) and any(isinstance(m, nn.ConvTranspose2d) for m in G.main):
         raise ValueError("cannot start a transposed-convolution generator from a resize-upsampling one; only "
                          "deconv -> resize is supported")
     state = _resized_upsampling(G, _deepened_state(G, source))
