@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 14's last candidates, each alone, as fine-tunes of the shipped model at equal CPU time (RESULTS.md,
-# "Size, depth, upsampling and loss as fine-tunes"): one thread each, the same seed, data order and constant
-# learning rate, compared by each process's own CPU time. Usage:
+# "Size, depth, upsampling, loss and the D_cls warm-up, each alone"): one thread each, the same seed, data
+# order and constant learning rate, compared by each process's own CPU time. Usage:
 #   bash benchmarks/finetune_race.sh RUNS_DIR MINUTES [NAME ...]    (default: control size96 depth6 logr1 resize)
 # CORES lists the cores each named run is pinned to, in order (default "0 0 1 1 0,1").
 # Needs the prepared expression folders (python -m stargan.prepare ..., see the README's training section).
