@@ -72,6 +72,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                               "at once) or edit (1 to --max-edits changes, as people use the sliders)"),
     "max_edits": ("recipe", "with --target-mode edit: the most attributes one target changes (a hair colour "
                             "counts as one)"),
+    "hair_target_share": ("recipe", "share of attribute targets whose hair colour is drawn uniformly from the "
+                                    "model's hair colours (the rare gray as often as black); 0 = the targets' own"),
     "diffaug": ("recipe", "DiffAugment policy for every image D sees: comma-separated translation, cutout, "
                           "color; empty = off"),
     "d_cls_warmup": ("recipe", "steps that first train D's classifier on real faces alone, so G's classification "

@@ -303,6 +303,21 @@ class LabelSpace:
                     out[row: row + 1] = self.flip(out[row: row + 1], unit, d.name)
         return out
 
+    def uniform_hair(self, values: torch.Tensor, dataset: str, gen: torch.Generator, share: float) -> torch.Tensor:
+        """``values`` with, on about ``share`` of the rows, one of the dataset's hair colours drawn uniformly (the
+        others off). With another face's labels as targets a colour comes up as often as faces have it (gray on
+        about 3% of CelebA's), so G rarely practises the rare ones."""
+        d = self.dataset(dataset)
+        hair = [h for h in HAIR_COLOURS if h in d.names]
+        out = torch.as_tensor(values, dtype=torch.float32).clone()
+        if d.kind == CATEGORICAL or not hair or share <= 0:
+            return out
+        rows = torch.rand(len(out), generator=gen) < share
+        colours = torch.randint(0, len(hair), (len(out),), generator=gen)
+        for row in rows.nonzero().flatten().tolist():
+            out[row: row + 1] = self.set_hair(out[row: row + 1], hair[int(colours[row])])
+        return out
+
     # ---- (de)serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"datasets": [{"name": d.name, "kind": d.kind, "names": list(d.names)} for d in self.datasets]}

@@ -117,6 +117,8 @@ def check_options(cfg: TrainConfig) -> None:
         raise ValueError(f"--g-condition {cfg.g_condition!r}: choose one of {G_CONDITIONS}")
     if cfg.target_mode not in TARGET_MODES:
         raise ValueError(f"--target-mode {cfg.target_mode!r}: choose one of {TARGET_MODES}")
+    if not 0 <= cfg.hair_target_share <= 1:
+        raise ValueError(f"--hair-target-share {cfg.hair_target_share}: a share between 0 and 1")
     if cfg.max_edits < 1:
         raise ValueError(f"--max-edits {cfg.max_edits}: at least 1")
     if cfg.gp_every < 1:
@@ -324,9 +326,12 @@ class Trainer:
         values = values.to(self.device)
         everyone = self._global_values(values)
         if cfg.target_mode == "edit":
-            trg_values = labels.random_edits(everyone.cpu(), name, rng, cfg.max_edits).to(self.device)[local]
+            trg_values = labels.random_edits(everyone.cpu(), name, rng, cfg.max_edits)
         else:
-            trg_values = everyone[perm.to(self.device)][local]
+            trg_values = everyone[perm.to(everyone.device)]
+        if cfg.hair_target_share > 0:  # drawn with the step's generator, which lives on the CPU
+            trg_values = labels.uniform_hair(trg_values.cpu(), name, rng, cfg.hair_target_share)
+        trg_values = trg_values.to(self.device)[local]
         x = x.to(self.device, non_blocking=True)
         x = torch.where(flip[local].to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
         if cfg.channels_last:

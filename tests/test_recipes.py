@@ -252,7 +252,7 @@ def test_auto_precision_takes_bf16_only_where_the_device_computes_it(monkeypatch
 def test_the_study_options_train_end_to_end_over_a_recipe(celeba_dir, tmp_path):
     run_dir = tmp_path / "run"
     stack = ["--g-head", "residual", "--g-upsample", "resize", "--adv-loss", "log", "--r1-gamma", "1", "--gp-every",
-             "4", "--target-mode", "edit", "--diffaug", "translation,cutout", "--d-cls-warmup", "3",
+             "4", "--target-mode", "edit", "--hair-target-share", "0.5", "--diffaug", "translation,cutout", "--d-cls-warmup", "3",
              "--g-condition", "difference"]
     args = ["--recipe", "shipped-v1", "--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS),
             "--celeba-test-size", "4", *TINY, *stack, "--n-critic", "1", "--num-iters", "6",
@@ -261,6 +261,7 @@ def test_the_study_options_train_end_to_end_over_a_recipe(celeba_dir, tmp_path):
     options = json.loads((run_dir / "options.json").read_text())
     assert options["recipe"] == "shipped-v1" and options["g_head"] == "residual" and options["adv_loss"] == "log"
     assert options["image_size"] == 32 and options["celeba_attrs"] == ATTRS  # flags over the preset
+    assert options["hair_target_share"] == 0.5
     rows = metrics(run_dir)
     # Warm-up: D_cls alone on real faces (no adversarial term, no G step) for 3 steps, then both.
     assert all(set(r) & {"D/celeba/adv", "G/celeba/total"} == set() for r in rows[:3])
@@ -506,3 +507,24 @@ def test_the_study_table_shows_the_demos_related_edits_beside_the_lone_flips(tmp
     (tmp_path / "run.json").write_text(json.dumps({"run": "/runs/ft", "points": [point]}))
     row = study.table().splitlines()[-1]
     assert row == "| ft | 200 | 100 | 12.5 | 50.0 | 50.0 (80.0) | 50.0 | 50.0 (90.0) | 50.0 | 50.0 | 95.0 |"
+
+
+def test_uniform_hair_targets_give_every_colour_its_share():
+    space = LabelSpace((celeba(CELEBA_ATTRIBUTES), expressions()))
+    gen = torch.Generator().manual_seed(0)
+    hair = [CELEBA_ATTRIBUTES.index(h) for h in HAIR_COLOURS]
+    values = torch.zeros(4000, 40)
+    values[:, CELEBA_ATTRIBUTES.index("Black_Hair")] = 1  # every face black-haired: gray never comes up alone
+    values[:, CELEBA_ATTRIBUTES.index("Male")] = 1
+    target = space.uniform_hair(values, "celeba", gen, share=0.5)
+    shares = target[:, hair].mean(0)
+    assert shares[HAIR_COLOURS.index("Gray_Hair")] == pytest.approx(0.125, abs=0.02)
+    assert shares[HAIR_COLOURS.index("Black_Hair")] == pytest.approx(0.5 + 0.125, abs=0.02)
+    assert torch.equal(target[:, hair].sum(1), torch.ones(4000))  # exclusive
+    others = [i for i in range(40) if i not in hair]
+    assert torch.equal(target[:, others], values[:, others])  # only the hair changes
+    assert torch.equal(space.uniform_hair(values, "celeba", gen, share=0.0), values)
+    one_hot = torch.eye(8)[:5]
+    assert torch.equal(space.uniform_hair(one_hot, "rafd", gen, share=1.0), one_hot)
+    with pytest.raises(ValueError, match="hair-target-share"):
+        check_options(TrainConfig(hair_target_share=1.5))
