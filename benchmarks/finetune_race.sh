@@ -20,7 +20,7 @@ declare -A extra=(
   [depth6]="--g-repeat-num 6"                                    # two more residual blocks, started as identity
   [logr1]="--adv-loss log --r1-gamma 1 --gp-every 4"             # StarGAN v2's loss, lazy R1 every 4th D step
   [resize]="--g-upsample resize"                                 # the deconv kernels less their checkerboard
-  [hair]="--hair-target-share 0.5"                               # gray asked for as often as black (1 in 8)
+  [hair]="--hair-target-share 0.5"                               # half the targets get a uniform hair colour (gray ~14%)
 )
 names=("${@:3}"); [ ${#names[@]} -gt 0 ] || names=(control size96 depth6 logr1 resize)
 read -r -a core <<< "${CORES:-0 0 1 1 0,1}"; i=0
