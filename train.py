@@ -122,7 +122,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
     "sample_every": ("run", "steps between sample grids (0 = only at the end)"),
     "checkpoint_every": ("run", "steps between resumable checkpoints (0 = only at the end)"),
     "keep_checkpoints": ("run", "checkpoints kept; older ones are deleted"),
-    "max_minutes": ("run", "stop cleanly (checkpoint and export) after this many wall-clock minutes; 0 = no limit"),
+    "max_minutes": ("run", "stop cleanly (checkpoint and export) after this many wall-clock minutes of this "
+                           "invocation (a resumed run gets them afresh); 0 = no limit"),
     "export_every": ("export", "steps between exports of the weights folder to RUN_DIR/export (0 = at the end)"),
     "push_to_hub": ("export", "a Hugging Face Hub repo id to push the final weights folder to"),
     "template": ("export", f"alignment template stored with the weights: {' or '.join(TEMPLATES)} or ten "

@@ -412,6 +412,11 @@ class Trainer:
         progress = _progress(self.step, cfg.num_iters, main)
         pending: dict[str, list[torch.Tensor]] = {}
         start_time = time.time() - self.wall_time
+        # --max-minutes bounds this invocation, not the run: a resumed run gets the full limit again.
+        leg_start = time.time()
+        if cfg.max_minutes:
+            log.info("stopping after %g minutes of this invocation (at %s) unless step %d comes first", cfg.max_minutes,
+                     time.strftime("%H:%M", time.localtime(leg_start + cfg.max_minutes * 60)), cfg.num_iters)
         cpu_start = time.process_time() - self.cpu_time
         stop_reason = "done"
         try:
@@ -453,7 +458,7 @@ class Trainer:
                     self.save_checkpoint()
                 if main and cfg.export_every and self.step % cfg.export_every == 0:
                     self.export(self.run_dir / "export")
-                if cfg.max_minutes and self.wall_time > cfg.max_minutes * 60:
+                if cfg.max_minutes and time.time() - leg_start > cfg.max_minutes * 60:
                     stop_reason = f"time limit of {cfg.max_minutes} minutes"
                     break
         except KeyboardInterrupt:

@@ -81,6 +81,20 @@ def test_resume_reproduces_an_uninterrupted_run(celeba_dir, expression_dir, tmp_
                 assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-7), (a["step"], key)
 
 
+def test_max_minutes_bounds_each_invocation_not_the_whole_run(celeba_dir, tmp_path):
+    run_dir = tmp_path / "r"
+    run(["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY,
+         "--num-iters", "2", "--sample-every", "0", "--run-dir", str(run_dir)])
+    # The run has already trained for two hours (an earlier session); a one-minute limit is for this one.
+    path = ckpt.latest_checkpoint(run_dir)
+    state = ckpt.load_checkpoint(path)
+    state["wall_time"] = 7200.0
+    torch.save(state, path)
+    assert run(["--resume", "--run-dir", str(run_dir), "--num-iters", "5", "--max-minutes", "1"]) == 0
+    assert [r["step"] for r in metrics(run_dir)][-1] == 5
+    assert metrics(run_dir)[-1]["time"] > 7200  # the run's own clock still counts every leg
+
+
 def test_resume_refuses_to_change_the_run(celeba_dir, tmp_path):
     args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY, "--num-iters", "2",
             "--sample-every", "0", "--run-dir", str(tmp_path / "r")]
