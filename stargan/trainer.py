@@ -309,6 +309,15 @@ class Trainer:
         dist.all_gather(gathered, values)  # tiny: one label row per sample
         return torch.cat(gathered)
 
+    def _all_agree(self, flag: bool) -> bool:
+        """True on every process when any process says so: each process's own clock decides a time limit,
+        and one process stopping alone would leave the others waiting in their next collective."""
+        if self.dist.world_size == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
     def _template_map(self, make: Callable[..., np.ndarray]) -> torch.Tensor:
         """A map that is the same for every aligned face (stargan.regions), as (1, 1, S, S) on the device."""
         size = self.cfg.image_size
@@ -458,7 +467,7 @@ class Trainer:
                     self.save_checkpoint()
                 if main and cfg.export_every and self.step % cfg.export_every == 0:
                     self.export(self.run_dir / "export")
-                if cfg.max_minutes and time.time() - leg_start > cfg.max_minutes * 60:
+                if cfg.max_minutes and self._all_agree(time.time() - leg_start > cfg.max_minutes * 60):
                     stop_reason = f"time limit of {cfg.max_minutes} minutes"
                     break
         except KeyboardInterrupt:

@@ -207,6 +207,13 @@ def test_ddp_on_two_processes_matches_one_process(celeba_dir, tmp_path):
     for key in one:
         torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-5)
     assert any(not torch.equal(one[k], initial[k]) for k in one), "G did not train"
+    # A time limit stops both processes at the same step (they agree on it), cleanly, with a checkpoint.
+    limited = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                              str(29500 + os.getpid() % 1000), "train.py", *args, "--max-minutes", "0.0001",
+                              "--run-dir", str(tmp_path / "limited")],
+                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert limited.returncode == 0, limited.stderr[-3000:]
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "limited")] == ["step_00000001.pt"]
 
 
 def train_initial_g(like: dict) -> dict:
