@@ -32,6 +32,29 @@ def celeba_hq() -> Path:
     return data_path("celeba_hq_128")
 
 
+# Every 8th test image of each expression class keeps the test sets' class mix (the judge reads it within 0.02 of
+# its accuracy on the whole sets) and aligns in about ten seconds.
+EXPRESSION_SAMPLE_EVERY = 8
+
+
+@pytest.fixture(scope="session")
+def expression_test_roots(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Aligned expression test folders, as `python -m stargan.prepare` makes them for the judges, from a sample
+    of the shared expression sets read in place; made once per test run in a temporary folder."""
+    from stargan.face import FaceDetector
+    from stargan.prepare import prepare
+
+    sources = [data_path(name) for name in ("expressions_posed", "expressions")]  # the judges' order
+    out = tmp_path_factory.mktemp("prepared")
+    detector = FaceDetector()
+    roots = []
+    for src in sources:
+        prepare(src, out / f"{src.name}.soft", "celeba_hq_128", 128, detector=detector, splits=("test",),
+                every=EXPRESSION_SAMPLE_EVERY)
+        roots.append(out / f"{src.name}.soft" / "test")
+    return roots
+
+
 # ---- tiny generated training data (train.py tests) ----
 ATTRS = ["Black_Hair", "Blond_Hair", "Male"]
 

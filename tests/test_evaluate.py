@@ -1,7 +1,7 @@
-"""Evaluation (issue 7): sanity checks of the judges and the metrics that could fail.
+"""Evaluation with the judges: sanity checks of the judges and the metrics that could fail.
 
-Needs the shared data (STARGAN_DATA), the prepared expression test folders and the committed judges in
-benchmarks/judges; each test skips with the reason when one is absent.
+Needs the shared data (STARGAN_DATA) and the committed judges in benchmarks/judges; each test skips with the
+reason when one is absent. The expression test folders are a sample that conftest aligns for the run.
 """
 
 from __future__ import annotations
@@ -41,11 +41,9 @@ def judges() -> Path:
 
 
 @pytest.fixture(scope="module")
-def expression_roots() -> list[Path]:
-    missing = [r for r in jd.DEFAULT_EXPRESSION_TEST if not r.is_dir()]
-    if missing:
-        pytest.skip(f"prepared expression test folders not found: {missing}; {jd.PREPARE_HINT}")
-    return list(jd.DEFAULT_EXPRESSION_TEST)
+def expression_roots(expression_test_roots) -> list[Path]:
+    """A sample of the expression test sets, aligned by stargan.prepare for this run (conftest)."""
+    return expression_test_roots
 
 
 @pytest.fixture(scope="module")

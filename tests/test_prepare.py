@@ -87,6 +87,20 @@ def test_celeba_format_labels_follow_the_images(tmp_path, detector):
     assert (out / CELEBA_SPLIT).read_text().split() == ["0.png", "0", "1.png", "0", "2.png", "0"]
 
 
+def test_a_sample_takes_every_nth_image_of_each_folder_of_the_named_splits(tmp_path, detector):
+    src = tmp_path / "src"
+    for name in ("a", "b", "c", "d", "e"):
+        _no_face(src / "test" / "happy" / f"{name}.jpg")
+    for name in ("a", "b"):
+        _no_face(src / "test" / "sad" / f"{name}.jpg")
+        _no_face(src / "train" / "sad" / f"{name}.jpg")
+    result = prepare(src, tmp_path / "out", detector=detector, splits=("test",), every=2)
+    assert [p for p, _ in result.skipped] == ["test/happy/a.jpg", "test/happy/c.jpg", "test/happy/e.jpg",
+                                              "test/sad/a.jpg"]
+    with pytest.raises(FaceError, match="every"):
+        prepare(src, tmp_path / "out", detector=detector, every=0)
+
+
 def test_refuses_to_write_into_a_git_repo(tmp_path):
     src = data_dir("expressions_posed")
     repo = tmp_path / "repo"
