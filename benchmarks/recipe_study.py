@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Recipe study (issue 14): success against CPU minutes for training runs, from their checkpoints.
+"""Recipe study: success against CPU minutes for training runs, from their checkpoints.
 
     python benchmarks/recipe_study.py evaluate RUN_DIR [RUN_DIR ...] [--every 400] [--limit 200]
     python benchmarks/recipe_study.py plot --out benchmarks/recipe_study.png

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Success against CPU hours for the paper's recipe and the shipped model's (issue 15's plot).
+"""Success against CPU hours for the paper's recipe and the shipped model's: the release line's curve.
 
     python benchmarks/release_curve.py --out benchmarks/release_curve.png
 

@@ -1,4 +1,4 @@
-"""Guided vs bilinear upsampling of G's change to the photo's resolution, on real photos (issue 16).
+"""Guided vs bilinear upsampling of G's change to the photo's resolution, on real photos.
 
     nice -n 19 env OMP_NUM_THREADS=1 python benchmarks/upsample_compare.py known [--limit 30] [--sweep]
     nice -n 19 env OMP_NUM_THREADS=1 python benchmarks/upsample_compare.py wild [--limit 30] [--sheet PNG]

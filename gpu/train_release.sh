@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One lent-GPU session's training (issue 15): two recipes at paper width and 128 px, side by side on one GPU,
+# One lent-GPU session's training of the release line: two recipes at paper width and 128 px, side by side on one GPU,
 # for TRAIN_S seconds of training together; see gpu/README.md. Run from the repo root with the data packed
 # into gpu_pack/ (gpu/pack_data.py). Results go to $OUT (the device tool's return folder) or ./gpu_out.
 #

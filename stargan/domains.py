@@ -38,7 +38,7 @@ CATEGORICAL = "categorical"
 # value; tests/test_core.py measures it on the data). A lone flip asks G for a face it never saw (a man with
 # lipstick and heavy make-up, a smile with a closed mouth and flat cheeks), and it answers with a faint change.
 # Moving these along with the edit asks for a face like the ones it learnt: Male 18% -> 74% on held-out faces
-# (RESULTS, "Related attributes").
+# (benchmarks/HISTORY.md, "Related attributes").
 RELATED_ATTRIBUTES: dict[tuple[str, int], dict[str, int]] = {
     ("Male", 1): {"Arched_Eyebrows": 0, "Heavy_Makeup": 0, "Rosy_Cheeks": 0, "Wearing_Earrings": 0,
                   "Wearing_Lipstick": 0, "Wearing_Necklace": 0},

@@ -42,10 +42,10 @@ TEMPLATES: dict[str, tuple[tuple[float, float], ...]] = {
 DEFAULT_MAX_PIXELS = 80_000_000
 
 # Upsampling G's change to the photo (paste_delta). The guided filter's settings were chosen by measurement
-# (benchmarks/upsample_compare.py; benchmarks/RESULTS.md, "Edge-aware upsampling (issue 16)").
+# (benchmarks/upsample_compare.py; benchmarks/HISTORY.md, "Edge-aware upsampling").
 UPSAMPLES = ("guided", "bilinear")
 Upsample = Literal["guided", "bilinear"]
-DEFAULT_UPSAMPLE: Upsample = "bilinear"  # measured closer to the true edit than guided (RESULTS)
+DEFAULT_UPSAMPLE: Upsample = "bilinear"  # measured closer to the true edit than guided (HISTORY.md)
 GUIDED_RADIUS = 0.5  # window radius, in pixels of the model's crop
 GUIDED_EPS = 1e-4  # regularisation, guide in [0, 1]
 GUIDED_COLOUR = False  # guide by the photo's luminance (True: by its colour)

@@ -2,7 +2,7 @@
 
 G works at 64 px and does not know exactly where the hair ends: its hair-colour change also tints the skin (gray
 hair whitens the face, blond yellows it) and leaves a halo on the background, and every edit changes the
-background a little (benchmarks/RESULTS.md, "Edit regions"). The editor multiplies G's change by a region:
+background a little (benchmarks/HISTORY.md, "Edit regions"). The editor multiplies G's change by a region:
 
 * ``hair`` for a hair colour: the person, less the face and the skin round it;
 * ``person`` for every other edit: everything but the background.

@@ -1,4 +1,4 @@
-"""A teacher for G (issue 14): a frozen classifier of real faces whose reading of G's output is added to G's loss.
+"""A teacher for G: a frozen classifier of real faces whose reading of G's output is added to G's loss.
 
 D_cls learns alongside G, so G can satisfy it with changes a person does not see; a classifier trained once on
 real faces and frozen gives G a fixed, independent signal. It must never be an evaluation judge

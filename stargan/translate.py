@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "direct: paste G's own picture of the face (model resolution, softer)")
     parser.add_argument("--upsample", choices=UPSAMPLES, default=DEFAULT_UPSAMPLE,
                         help="how G's change reaches the photo's resolution (mode delta): bilinear interpolates "
-                             "(default, the most accurate in benchmarks/RESULTS.md); guided follows the photo's own "
+                             "(default, the most accurate in benchmarks/HISTORY.md); guided follows the photo's own "
                              "edges (OpenCV's guided filter)")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="a multiplier on the change G makes, 0 to 3 (default 1: G's own edit). Above 1 "

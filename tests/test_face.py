@@ -341,7 +341,7 @@ def test_modes_are_converted(astronaut):
     assert isinstance(load_image(rgb), np.ndarray)
 
 
-# ------------------------------------------------------------------------ upsampling G's change (issue 16)
+# ------------------------------------------------------------------------ upsampling G's change to the photo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the known answer lives there
 def _known_answer_errors(astronaut, astronaut_face) -> dict[str, tuple[float, float]]:
     from upsample_compare import known_errors
@@ -353,7 +353,7 @@ def _known_answer_errors(astronaut, astronaut_face) -> dict[str, tuple[float, fl
 def test_known_answer_default_upsampling_is_the_better(astronaut, astronaut_face):
     """A crisp edit of the astronaut at full resolution (a colour change inside a sharp mask that follows the
     photo's own regions, plus a smooth change), brought to the model's 64 px and back by each method: the default
-    must be at least as close to the true edit as the other (benchmarks/upsample_compare.py, RESULTS)."""
+    must be at least as close to the true edit as the other (benchmarks/upsample_compare.py, HISTORY.md)."""
     errors = _known_answer_errors(astronaut, astronaut_face)
     print({m: tuple(round(v, 3) for v in e) for m, e in errors.items()})
     other = next(m for m in UPSAMPLES if m != DEFAULT_UPSAMPLE)

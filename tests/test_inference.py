@@ -124,7 +124,7 @@ def test_chained_attribute_then_expression(editor, prepared):
 
 @pytest.mark.parametrize("mode", ["delta", "direct"])
 def test_expression_edit_keeps_colour(editor, prepared, mode):
-    """Issue 10: the mean chroma of the face after an expression edit of a colour photo stays within 10%."""
+    """The mean chroma of the face after an expression edit of a colour photo stays within 10%."""
     before_crop = mean_chroma(prepared.faces[0].crop)
     cover = _footprint(prepared)
     before_photo = mean_chroma(prepared.photo, cover)

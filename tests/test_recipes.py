@@ -1,4 +1,4 @@
-"""The recipe study's training options (issue 14): G's heads and upsampling, DiffAugment, edit targets, R1,
+"""The recipe study's training options: G's heads and upsampling, DiffAugment, edit targets, R1,
 the attention mask's regularisers, D_cls warm-up, and the named presets of train.py."""
 
 from __future__ import annotations

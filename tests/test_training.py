@@ -141,7 +141,8 @@ def test_init_from_a_weights_folder_fine_tunes_it(celeba_dir, tmp_path):
     attention = load_weights(tmp_path / "attention" / "export")
     assert attention.config.g_head == "attention" and attention.provenance["initialised_from"]["steps"] == 2
 
-    # A fine-tune may train at another image size and give G more residual blocks (issue 14's size and depth).
+    # A fine-tune may train at another image size and give G more residual blocks (the recipe study's
+    # size and depth candidates).
     run([*data, "--num-iters", "1", "--init-from", str(tmp_path / "first" / "export"), "--image-size", "48",
          "--g-repeat-num", "3", "--run-dir", str(tmp_path / "grown")])
     grown = load_weights(tmp_path / "grown" / "export")
