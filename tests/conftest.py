@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,22 @@ def data_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not found at {path}; set STARGAN_DATA to the folder holding celeba_hq_128 etc.")
     return path
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (the pixel data is not there: nothing huge is allocated): a
+    decompression bomb for the size checks."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
 
 
 @pytest.fixture

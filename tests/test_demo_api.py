@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import statistics
-import struct
 import sys
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,14 +18,10 @@ from PIL import Image
 from stargan.face import DEFAULT_UPSAMPLE
 from stargan.inference import DEFAULT_WEIGHTS
 
+from conftest import free_port, png_header
+
 ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = ROOT / "demo" / "examples" / "astronaut.png"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +77,6 @@ def _path(value) -> str:
 def _edited(slider) -> str:
     """The edited photo of the page's before | after slider."""
     return _path(slider[1])
-
-
-def _png_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
 
 
 def test_photo_in_png_out_matches_library(app, client):
@@ -191,9 +177,9 @@ def test_bad_inputs_readable_and_still_serving(client, tmp_path, kind, expected)
     elif kind == "tiny":
         Image.new("RGB", (1, 1), (200, 150, 120)).save(path)
     elif kind == "bomb":
-        path.write_bytes(_png_header(100_000, 100_000))  # Pillow's own bomb check fires while Gradio opens it
+        path.write_bytes(png_header(100_000, 100_000))  # Pillow's own bomb check fires while Gradio opens it
     else:
-        path.write_bytes(_png_header(10_000, 9_000))  # 90 MP: passes Pillow, refused by our limit
+        path.write_bytes(png_header(10_000, 9_000))  # 90 MP: passes Pillow, refused by our limit
     with pytest.raises(AppError) as info:
         _edit(client, path, {"Blond_Hair": 1.0})
     assert expected in str(info.value), str(info.value)

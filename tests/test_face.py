@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import sys
-import zlib
 from pathlib import Path
 
 import cv2
@@ -38,6 +36,7 @@ from stargan.face import (
 )
 
 from conftest import data_path as data_dir
+from conftest import png_header
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -268,18 +267,10 @@ def test_no_face_and_tiny_images(detector):
     assert detector.detect(np.zeros((64, 64), np.uint8)) == []  # greyscale arrays are accepted
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height (the pixel data is not there: nothing huge is allocated)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("size", [(10_000, 9_000), (100_000, 100_000)])
 def test_huge_image_rejected(tmp_path, size):
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header(*size))
+    path.write_bytes(png_header(*size))
     with pytest.raises(FaceError, match="decompression"):
         load_image(path)
     with pytest.raises(FaceError, match="decompression"):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -26,6 +24,8 @@ from stargan.inference import (
     within_gamut,
 )
 from stargan.translate import main as translate_main
+
+from conftest import png_header
 
 
 @pytest.fixture(scope="module")
@@ -197,13 +197,6 @@ def test_expression_targets_are_probability_vectors(editor, prepared):
     assert torch.allclose(half[1:], rest[1:] / rest[1:].sum() * 0.5, atol=1e-5)
 
 
-def _png_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
-
-
 def test_bad_inputs_raise_readable_face_errors(editor, tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a photo")
@@ -214,7 +207,7 @@ def test_bad_inputs_raise_readable_face_errors(editor, tmp_path):
     with pytest.raises(FaceError, match="too small"):
         editor.prepare(np.zeros((1, 1, 3), np.uint8))
     bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(_png_header(100_000, 100_000))
+    bomb.write_bytes(png_header(100_000, 100_000))
     with pytest.raises(FaceError, match="decompression"):
         editor.prepare(bomb)
 

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from stargan.inference import DEFAULT_WEIGHTS
 from stargan.space import SpaceError, check_space_card, main, space_files
 
+from conftest import free_port
 from hub_server import HubServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,12 +140,6 @@ def test_push_creates_the_space_updates_it_and_stages_a_branch(hub: HubServer) -
 def test_push_to_an_unreachable_hub_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["push", "someone/studio", "--endpoint", "http://127.0.0.1:9"]) == 1  # nothing listens there
     assert "could not reach the Hub (http://127.0.0.1:9)" in capsys.readouterr().err
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
