@@ -43,6 +43,7 @@ from stargan.inference import (  # noqa: E402
     PreparedPhoto,
     missing_default_weights_message,
 )
+from stargan.live import FaceTracker  # noqa: E402
 from stargan.weights import WeightsError  # noqa: E402
 
 logger = logging.getLogger("stargan.demo")
@@ -53,6 +54,12 @@ MAX_FILE_SIZE = "20mb"
 CONCURRENCY = 2  # edits at once: one per CPU core of a small server
 QUEUE_SIZE = 128  # a classroom: ~40 people, each with at most one pending edit (latest value wins) and a prepare
 STEP = 0.01
+# Live mode: the webcam sends a frame every LIVE_EVERY s (the newest waits while one is edited, older ones are
+# dropped); a stream ends after LIVE_SECONDS of editing (a public page: LIVE_SECONDS_PUBLIC), LIVE_STREAMS at once.
+LIVE_EVERY = 0.05
+LIVE_SECONDS = 600
+LIVE_SECONDS_PUBLIC = 120
+LIVE_STREAMS = 1
 
 HAIR = (*HAIR_COLOURS, "Bald", "Bangs", "Receding_Hairline", "Straight_Hair", "Wavy_Hair", "Sideburns")
 ACCESSORIES = ("Eyeglasses", "Wearing_Hat", "Wearing_Earrings", "Wearing_Necklace", "Wearing_Necktie",
@@ -284,6 +291,16 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                 with gr.Row():
                     save_png = gr.Button("Save as PNG", size="sm", elem_id="save-png")
                     png_file = gr.File(label="PNG", elem_id="png-file", visible=False)
+                with gr.Accordion("Live mode: your webcam, edited as you move", elem_id="live"):
+                    # each frame is edited with the same controls as the photo; nothing of the stream is kept
+                    live_out = gr.Image(label="Live: edited (the sliders you move apply at once)", interactive=False,
+                                        format="jpeg", elem_id="live-output", height=420, buttons=["fullscreen"])
+                    with gr.Row():
+                        camera = gr.Image(sources="webcam", streaming=True, type="numpy", label="Camera",
+                                          elem_id="live-camera", height=180, scale=1)
+                        live_note = gr.Markdown("Start the camera (Record): one face, the largest, is edited as it "
+                                                "moves.", elem_id="live-note")
+                live_state = gr.State(None)  # this visitor's FaceTracker
             with gr.Column(scale=4):
                 if models.public:  # only the owner's list, by public names; hidden when there is no choice
                     model_box = gr.Dropdown(list(models.offered), value=models.name(default), label="Model",
@@ -451,6 +468,31 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
 
         reset.click(on_reset, [state, face], slider_list + check_list + outputs_edit, api_name="reset",
                     show_progress="hidden")
+
+        # ---- live mode: the webcam streamed to the server, each frame edited with the same controls ----------
+        def on_frame(frame: np.ndarray | None, tracker: FaceTracker | None, st: dict, mode_value: str,
+                     upsample_value: str, strength_value: float, related_value: bool, regions_value: bool,
+                     *values: float):
+            if frame is None:
+                return None, "", tracker
+            editor = editor_of(st or {})
+            if tracker is None or tracker.editor is not editor:
+                tracker = FaceTracker(editor)
+            # as for a photo, the sliders moved away from where they stand: the photo's reading, or 0 without one
+            initial = (st or {}).get("initial") or {n: 0.0 for n in names}
+            try:
+                shown = tracker.edit(frame, _settings({"initial": initial}, values, names),
+                                     mode=mode_value if mode_value in MODES else "delta", strength=strength_value,
+                                     upsample=upsample_value if upsample_value in UPSAMPLES else DEFAULT_UPSAMPLE,
+                                     related=bool(related_value), regions=bool(regions_value))
+            except (KeyError, ValueError) as e:
+                raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
+            return shown.image, shown.note, tracker
+
+        camera.stream(on_frame, [camera, live_state, state, mode, upsample, strength, related, regions] + slider_list,
+                      [live_out, live_note, live_state], stream_every=LIVE_EVERY,
+                      time_limit=LIVE_SECONDS_PUBLIC if models.public else LIVE_SECONDS, concurrency_id="live",
+                      concurrency_limit=LIVE_STREAMS, show_progress="hidden", api_visibility="undocumented")
 
         def on_load_model(key: str, st: dict, path: str | None):
             st = dict(st or {})
