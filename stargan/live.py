@@ -64,7 +64,7 @@ class _Track:
 class FaceTracker:
     """Follows one face over consecutive frames of one stream; one tracker per stream (it is not thread-safe)."""
 
-    def __init__(self, editor: Editor, redetect_every: int = 15, max_move: float = 0.2, min_match: float = 0.6,
+    def __init__(self, editor: Editor, redetect_every: int = 15, max_move: float = 0.3, min_match: float = 0.6,
                  smooth_px: float = 3.0, track_side: int = 320) -> None:
         self.editor = editor
         self.redetect_every = redetect_every
@@ -92,7 +92,7 @@ class FaceTracker:
     def _follow(self, small: np.ndarray, k: float) -> np.ndarray | None:
         """The face's landmarks in this frame by the core's shift since the detection; None to re-detect."""
         t = self._track
-        if t is None or t.age >= self.redetect_every:
+        if t is None or t.age + 1 >= self.redetect_every:
             return None
         ph, pw = t.patch.shape
         margin = max(6, round(0.4 * pw))

@@ -1,7 +1,11 @@
-"""Command line over stargan.inference: edit the faces of a photo, or read what D_cls sees in them.
+"""Command line over stargan.inference: edit the faces of a photo or a video, or read what D_cls sees in them.
 
     python -m stargan.translate photo.jpg --set Blond_Hair=1 --set happy=1 --out edited.png
     python -m stargan.translate photo.jpg --read
+    python -m stargan.translate clip.mp4 --set Blond_Hair=1 --out edited.mp4  # a video: the sound is not kept
+
+A video's face is followed from frame to frame (stargan.live, as the demo's live mode does); its frames are read
+and written with OpenCV, which copies no sound track: add the sound back with a video tool if you need it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from PIL import Image
 from .face import DEFAULT_UPSAMPLE, UPSAMPLES, FaceError
 from .inference import DEFAULT_WEIGHTS, MODES, Editor
 from .weights import WeightsError
+
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"}
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}  # what OpenCV's wheels can write
 
 
 def _setting(text: str) -> tuple[str, float]:
@@ -46,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:\n" + "\n".join(line for line in __doc__.splitlines() if "python -m" in line),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("photo", type=Path, help="the photo to edit or read (JPEG, PNG, WebP, BMP, TIFF); every "
-                                                 "face in it is found and aligned to the model's framing")
+                                                 "face in it is found and aligned to the model's framing. Or a video "
+                                                 f"({', '.join(sorted(VIDEO_SUFFIXES))}): its largest face is followed "
+                                                 "and edited in every frame (--face and --faces-out do not apply)")
     parser.add_argument("--set", dest="settings", type=_setting, action="append", default=[], metavar="NAME=VALUE",
                         help="a label and its target intensity, 0 (absent) to 1 (present); values in between give "
                              "partial edits. Repeat for several, attributes and expressions alike (--list shows "
@@ -80,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu",
                         help="where the networks run: cpu (default), or cuda / cuda:N to use a GPU when there is "
                              "one (worth it for large models)")
-    parser.add_argument("--out", type=Path, help="where to write the edited photo (PNG, full resolution of the input)")
+    parser.add_argument("--out", type=Path, help="where to write the edited photo (PNG, full resolution of the input), "
+                                                 "or the edited video (.mp4 or .avi, the input's size and frame rate; "
+                                                 "without sound: the sound track is not copied)")
     parser.add_argument("--faces-out", type=Path,
                         help="optional: also write the aligned faces, before | after side by side, one row per "
                              "edited face (PNG, at the photo's resolution), to see exactly what G did")
@@ -99,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not (args.read or args.list or args.out):
         parser.error("nothing to do: give --out (with --set NAME=VALUE), --read or --list")
+    video = args.photo.suffix.lower() in VIDEO_SUFFIXES
+    if video and (args.read or args.faces_out or args.face not in (0, "0")):
+        parser.error("a video's largest face is edited: --read, --faces-out and --face apply to photos only")
     try:
         editor = Editor(args.weights, device=args.device, precision=args.precision)
         if args.list:
@@ -106,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{d.name} ({d.kind}): {' '.join(d.names)}")
             if not (args.read or args.out):
                 return 0
+        if video:
+            return edit_video(editor, args.photo, args.out, dict(args.settings), mode=args.mode,
+                              strength=args.strength, upsample=args.upsample, related=args.related,
+                              regions=args.regions)
         prepared = editor.prepare(args.photo)
         if args.read:
             print(json.dumps([{"face": f.index, "box": [round(v, 1) for v in f.face.box],
@@ -130,6 +148,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {message}", file=sys.stderr)
         return 1
+    return 0
+
+
+def edit_video(editor: Editor, source: Path, out: Path, settings: dict[str, float], **edit_options) -> int:
+    """Edit the largest face of every frame of ``source`` (followed by stargan.live.FaceTracker) into ``out``, at
+    the input's size and frame rate, without sound; a progress bar on stderr. Returns the exit status."""
+    import time
+
+    import cv2
+    from tqdm import tqdm
+
+    from .live import FaceTracker
+
+    codec = VIDEO_CODECS.get(out.suffix.lower())
+    if codec is None:
+        raise ValueError(f"--out {out}: write the video as {' or '.join(sorted(VIDEO_CODECS))}")
+    if not source.is_file():
+        raise FileNotFoundError(f"no such video file: {source}")
+    editor._split(settings)  # unknown names and bad values fail before any frame is read
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise ValueError(f"{source}: OpenCV cannot read this video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    tracker = FaceTracker(editor)
+    writer = None
+    frames = faces = 0
+    t0 = time.perf_counter()
+    try:
+        with tqdm(total=total, unit="frame", desc=source.name, dynamic_ncols=True) as bar:
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                if writer is None:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*codec), fps,
+                                             (bgr.shape[1], bgr.shape[0]))
+                    if not writer.isOpened():
+                        raise ValueError(f"{out}: OpenCV cannot write a {codec} video here")
+                shown = tracker.edit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), settings, **edit_options)
+                writer.write(cv2.cvtColor(shown.image, cv2.COLOR_RGB2BGR))
+                frames += 1
+                faces += shown.face
+                bar.update()
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if frames == 0:
+        raise ValueError(f"{source}: no frame could be read")
+    seconds = time.perf_counter() - t0
+    print(f"wrote {out} ({frames} frames, a face in {faces}, re-detected in {tracker.detections}; "
+          f"{frames / seconds:.1f} frames/s; no sound)")
     return 0
 
 
