@@ -56,6 +56,10 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                         "attention (GANimation's colour + mask)"),
     "g_upsample": ("model", "G's upsampling: deconv (the paper's transposed convolutions) or resize "
                             "(nearest x2 then 3x3 convolution, no checkerboard)"),
+    "g_down_num": ("model", "G's stride-2 stages down and up (the paper: 2); 3 puts its residual blocks at an "
+                            "eighth of the image side, a 128 px G at the cost of the paper's at 64 px"),
+    "d_src_depth": ("model", "D's stride-2 layers before its real/fake map (0: all, the paper's 2x2 map at 128 px; "
+                             "4: an 8x8 map of face patches)"),
     "g_condition": ("model", "G's label input: target (the paper) or difference (STGAN: target minus the face's "
                              "own labels, so zero means no change)"),
     "adv_loss": ("recipe", "adversarial loss: wgan-gp (the paper) or log (non-saturating; with --r1-gamma as in "

@@ -33,6 +33,8 @@ class ModelConfig:
     g_head: str = "image"  # image (the paper) | residual | attention (models.Generator)
     g_upsample: str = "deconv"  # deconv (the paper) | resize
     g_condition: str = "target"  # target (the paper) | difference (STGAN: target minus source labels)
+    g_down_num: int = 2  # G's stride-2 stages down and up (the paper: 2; 3 puts its blocks at 16x16 for 128 px)
+    d_src_depth: int = 0  # D's layers before its real/fake map (0: all, the paper's 2x2 map at 128 px)
 
     @property
     def g_label_dim(self) -> int:
@@ -83,6 +85,8 @@ class TrainConfig:
     g_head: str = "image"  # image (the paper) | residual | attention
     g_upsample: str = "deconv"  # deconv (the paper) | resize
     g_condition: str = "target"  # target (the paper) | difference (STGAN: G reads target minus source labels)
+    g_down_num: int = 2  # G's stride-2 stages down and up (the paper: 2)
+    d_src_depth: int = 0  # D's layers before its real/fake map (0: all, the paper)
     # losses
     adv_loss: str = "wgan-gp"  # wgan-gp (the paper) | log (non-saturating; with r1_gamma, StarGAN v2's)
     lambda_cls: float = 1.0

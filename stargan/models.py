@@ -59,6 +59,10 @@ class Generator(nn.Module):
 
     ``upsample``: the paper's transposed convolutions (``deconv``) or resize-then-convolve (``resize``).
 
+    ``down_num``: the stride-2 stages down (and as many up): the paper's 2, so its residual blocks work at a
+    quarter of the image side; 3 puts them at an eighth (16x16 at 128 px), where they cost a quarter as much
+    per channel, which lets a 128 px G cost about what the paper's G costs at 64 px.
+
     ``condition``: what G reads as its label: the target labels (``target``, the paper) or, as STGAN (Liu et
     al., CVPR 2019), the target minus the face's own labels (``difference``): zero asks for no change, so G
     need not re-derive the face's attributes. The last ``keep_last`` entries (the mask vector) pass through as
@@ -66,7 +70,7 @@ class Generator(nn.Module):
     """
 
     def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6, head: str = "image",
-                 upsample: str = "deconv", condition: str = "target", keep_last: int = 0) -> None:
+                 upsample: str = "deconv", condition: str = "target", keep_last: int = 0, down_num: int = 2) -> None:
         super().__init__()
         if head not in G_HEADS:
             raise ValueError(f"unknown generator head {head!r}; choose one of {G_HEADS}")
@@ -74,16 +78,18 @@ class Generator(nn.Module):
             raise ValueError(f"unknown generator upsampling {upsample!r}; choose one of {G_UPSAMPLES}")
         if condition not in G_CONDITIONS:
             raise ValueError(f"unknown generator conditioning {condition!r}; choose one of {G_CONDITIONS}")
+        if down_num < 1:
+            raise ValueError(f"generator down_num {down_num}: at least one stride-2 stage")
         self.c_dim, self.head, self.condition, self.keep_last = c_dim, head, condition, keep_last
         layers: list[nn.Module] = [
             nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False), _instance_norm(conv_dim), nn.ReLU(inplace=True),
         ]
         dim = conv_dim
-        for _ in range(2):
+        for _ in range(down_num):
             layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False), _instance_norm(dim * 2), nn.ReLU(inplace=True)]
             dim *= 2
         layers += [ResidualBlock(dim) for _ in range(repeat_num)]
-        for _ in range(2):
+        for _ in range(down_num):
             up = nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False) if upsample == "deconv" \
                 else ResizeConv(dim, dim // 2)
             layers += [up, _instance_norm(dim // 2), nn.ReLU(inplace=True)]
@@ -138,9 +144,16 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x) -> (PatchGAN real/fake map, one classification logit per label name)."""
+    """D(x) -> (PatchGAN real/fake map, one classification logit per label name).
 
-    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6) -> None:
+    ``src_depth``: how many of the stride-2 layers the real/fake map is read after (0: all of them, the paper).
+    The paper's map is 2x2 at 128 px, each cell judging a quarter of the face, so a colour patch the size of a
+    cheek passes; read after 4 layers it is 8x8, each cell seeing a patch of the face (46 px receptive field).
+    The class head always reads the last layer.
+    """
+
+    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6,
+                 src_depth: int = 0) -> None:
         super().__init__()
         final = image_size // 2**repeat_num
         if image_size % 2**repeat_num or final < 1:
@@ -148,24 +161,32 @@ class Discriminator(nn.Module):
                 f"image_size {image_size} cannot be handled by a discriminator with repeat_num {repeat_num}: "
                 f"its class head needs a whole final map of image_size / 2**repeat_num >= 1 pixels; use an image size "
                 f"that is a multiple of {2**repeat_num} or fewer layers")
+        if not 0 <= src_depth <= repeat_num:
+            raise ValueError(f"discriminator src_depth {src_depth}: between 1 and repeat_num ({repeat_num}), or 0 for "
+                             "the last layer")
+        self.src_depth = src_depth or repeat_num
         layers: list[nn.Module] = [nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
         dim = conv_dim
         for _ in range(1, repeat_num):
             layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
             dim *= 2
         self.main = nn.Sequential(*layers)
-        self.conv1 = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(conv_dim * 2 ** (self.src_depth - 1), 1, 3, 1, 1, bias=False)
         self.conv2 = nn.Conv2d(dim, c_dim, final, bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.main(x)
-        return self.conv1(h), self.conv2(h).flatten(1)
+        split = 2 * self.src_depth  # each stride-2 layer is a (conv, LeakyReLU) pair in main
+        h = self.main[:split](x)
+        src = self.conv1(h)
+        h = self.main[split:](h)
+        return src, self.conv2(h).flatten(1)
 
 
 def build_generator(config: ModelConfig) -> Generator:
     space = config.label_space
     return Generator(config.g_conv_dim, config.g_label_dim, config.g_repeat_num, config.g_head, config.g_upsample,
-                     config.g_condition, keep_last=len(space.datasets) if space.has_mask else 0)
+                     config.g_condition, keep_last=len(space.datasets) if space.has_mask else 0,
+                     down_num=config.g_down_num)
 
 
 # The converted mask starts half open (sigmoid(0)): G's change starts at half strength, where the mask learns
@@ -271,7 +292,8 @@ def load_discriminator_weights(D: Discriminator, source: Discriminator) -> None:
 
 
 def build_discriminator(config: ModelConfig) -> Discriminator:
-    return Discriminator(config.image_size, config.d_conv_dim, config.d_label_dim, config.d_repeat_num)
+    return Discriminator(config.image_size, config.d_conv_dim, config.d_label_dim, config.d_repeat_num,
+                         config.d_src_depth)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -69,6 +69,30 @@ def test_discriminator_rejects_an_image_size_it_cannot_handle():
     assert src.shape == (1, 1, 4, 4) and cls.shape == (1, 5)
 
 
+def test_a_generator_with_three_stages_works_at_an_eighth_of_the_side():
+    G = Generator(conv_dim=8, c_dim=5, repeat_num=2, upsample="resize", down_num=3)
+    blocks = [m for m in G.main if type(m).__name__ == "ResidualBlock"]
+    seen = []
+    for block in blocks:
+        block.register_forward_hook(lambda m, i, o: seen.append(o.shape) and None)
+    y = G(torch.randn(2, 3, 128, 128), torch.rand(2, 5))
+    assert y.shape == (2, 3, 128, 128)
+    assert seen == [(2, 64, 16, 16)] * 2  # width 8 doubled three times, 128 / 8
+    with pytest.raises(ValueError, match="down_num 0"):
+        Generator(conv_dim=8, c_dim=5, repeat_num=1, down_num=0)
+
+
+def test_discriminator_reads_real_or_fake_after_fewer_layers_when_asked():
+    D = Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=6, src_depth=4)
+    src, cls = D(torch.randn(2, 3, 128, 128))
+    assert src.shape == (2, 1, 8, 8) and cls.shape == (2, 5)
+    assert D.conv1.weight.shape == (1, 32, 3, 3)  # 4 doubled three times
+    paper = Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=6)
+    assert paper(torch.randn(1, 3, 128, 128))[0].shape == (1, 1, 2, 2)
+    with pytest.raises(ValueError, match="src_depth 7"):
+        Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=6, src_depth=7)
+
+
 def test_eval_mode_equals_train_mode():
     G = Generator(conv_dim=8, c_dim=5, repeat_num=2)
     x, c = torch.randn(3, 3, 64, 64), torch.rand(3, 5)
