@@ -1,4 +1,4 @@
-"""Inference: load a model once, read a face's labels, translate, and edit whole photos (issues 6 and 10).
+"""Inference: load a model once, read a face's labels, translate, and edit whole photos.
 
     from stargan.inference import Editor
     editor = Editor()                                  # weights/stargan-studio, or Editor("owner/name")
@@ -9,7 +9,7 @@
 Edits that span datasets run as chained passes of G with the right mask vector: attributes (binary blocks)
 first, then the expression (categorical blocks). An expression target is a probability vector.
 
-Paste-back (issue 10): by default the *change* G makes is pasted, not G's picture: ``delta = G(x, c_target) -
+Paste-back: by default the *change* G makes is pasted, not G's picture: ``delta = G(x, c_target) -
 G(x, c_source)`` at model resolution, where ``c_source`` is what D_cls reads from the face, so controls left
 alone change nothing; the delta is upsampled and added to the full-resolution photo (``face.paste_delta``), so
 what the edit does not touch keeps the photo's own detail. ``mode="direct"`` pastes G's output instead.
@@ -180,7 +180,7 @@ class LabelFoldedGenerator(torch.nn.Module):
 
 
 def _dataset_order(space: LabelSpace) -> list[DatasetLabels]:
-    """Attributes first, then expressions (issue 6), each group in label-space order."""
+    """Attributes first, then expressions, each group in label-space order."""
     return [d for d in space.datasets if d.kind == BINARY] + [d for d in space.datasets if d.kind == CATEGORICAL]
 
 

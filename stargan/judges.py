@@ -1,4 +1,4 @@
-"""The judges (issue 7): classifiers trained on real faces that read what a model's edits show, as the paper
+"""The judges: classifiers trained on real faces that read what a model's edits show, as the paper
 did. Trained from scratch here (no pretrained weights can be downloaded), never used in training.
 
 * the attribute judge: all 40 CelebA attributes, multi-label (BCE), trained on CelebA's train split;

@@ -167,7 +167,8 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
 
     ``lambda_identity``: weight of the L1 between G(x, c_org) and x (CycleGAN's identity loss): asked for the
     labels a face already has, G must return that face. Without it G(x, c_org) is a blurred, checkered, generic
-    face, and the change the demo pastes is the difference of two such faces (benchmarks/RESULTS.md)."""
+    face, and the change the demo pastes is the difference of two such faces (benchmarks/HISTORY.md, "G's own
+    pictures, an identity loss, and the fifth stage shipped")."""
     use_mask = lambda_mask > 0 or lambda_mask_tv > 0
     n = real.size(0)
     masked = {"with_mask": True} if use_mask else {}

@@ -260,7 +260,7 @@ def load_generator_weights(G: Generator, source: Generator) -> None:
     an attention head (fine-tuning a trained paper-head G into GANimation's head): the body and the colour image
     C are the source's and the mask starts half open, y = (C + x) / 2; the mask regulariser (``--lambda-mask``)
     is meant to keep it closed where no change is needed. Measured with lambda 0.1-0.3 it did not: the losses
-    reopened it almost everywhere (benchmarks/RESULTS.md, "GANimation's mask on the shipped model")."""
+    reopened it almost everywhere (benchmarks/HISTORY.md, "GANimation's mask on the shipped model")."""
     if any(isinstance(m, ResizeConv) for m in source.main) and any(isinstance(m, nn.ConvTranspose2d) for m in G.main):
         raise ValueError("cannot start a transposed-convolution generator from a resize-upsampling one; only "
                          "deconv -> resize is supported")

@@ -7,11 +7,11 @@ starts from one; flags given on the command line still override it. The name is 
 * ``shipped-v1``: what trained the first release model on two CPU cores: all 40 attributes, 64 px, G 32/4,
   D 32/5, the paper's losses with the penalty on every 2nd D step and n_critic 2, bf16 where the CPU computes it
   natively (precision "auto"; fp32 elsewhere, where emulated bf16 is 16x slower).
-* ``cpu``: the recipe that learnt the most per CPU hour in the study (benchmarks/RESULTS.md, "Recipe study"):
+* ``cpu``: the recipe that learnt the most per CPU hour in the study (benchmarks/HISTORY.md, "Recipe study"):
   shipped-v1 plus a frozen teacher classifier (``benchmarks/teacher``, stargan.teacher) on G's output. The other
   candidates (residual or attention head, resize upsampling, log loss + R1 with a G step every step, 1-3 edits as
   targets, DiffAugment, D_cls warm-up, STGAN's difference labels, 96 px, a deeper G) stay options; none beat
-  shipped-v1 or the cpu recipe in the study's runs (benchmarks/RESULTS.md, "Recipe study" and "Size, depth,
+  shipped-v1 or the cpu recipe in the study's runs (benchmarks/HISTORY.md, "Recipe study" and "Size, depth,
   upsampling, loss and the D_cls warm-up, each alone").
 * ``line128``: the model line meant to draw what 64 px cannot (stubble, a glasses frame, teeth): 128 px, G's
   residual blocks at 16x16 (three stride-2 stages, width 32, 4 blocks, resize upsampling; about the paper G's
@@ -50,7 +50,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 SUMMARIES = {
     "paper": "the paper exactly: 5 attributes, 128 px, width 64, WGAN-GP, n_critic 5, 200k steps",
     "shipped-v1": "the first release model's: all 40 attributes, 64 px, G 32/4, D 32/5, WGAN-GP, bf16 where native",
-    "cpu": "the most learnt per CPU hour (benchmarks/RESULTS.md, Recipe study): shipped-v1 plus a frozen teacher "
+    "cpu": "the most learnt per CPU hour (benchmarks/HISTORY.md, Recipe study): shipped-v1 plus a frozen teacher "
            "classifier (benchmarks/teacher) on G's output",
     "line128": "the 128 px line: G 32/4 with its blocks at 16x16 (3 stages, resize upsampling), D 32/5 with an 8x8 "
                "real/fake map, the paper's losses, bf16 where native",
