@@ -13,8 +13,11 @@ some frames (a *re-detection*) and follows the face cheaply in between:
 * the landmarks are smoothed over frames: a move of less than ``smooth_px`` photo pixels is followed partly
   (detections differ by a pixel or two from frame to frame, and the pasted edit would shake with them), a larger
   one at once (a moving head is not trailed);
-* the face's labels and edit regions are read at each re-detection only (the labels averaged with the last
-  reading), and kept in between: they belong to the aligned face, which the tracker keeps in the same framing.
+* a re-detection looks first round the followed face (twice its width each way, shrunk so the face is about
+  100 px wide: ~4x cheaper than the whole frame), and in the whole frame only when the face is not there;
+* the face's labels are read at each re-detection only (averaged with the last reading), and its edit regions
+  (GrabCut, the slowest part) found when a face is first followed and again every ``regions_every``
+  detections: both belong to the aligned face, which the tracker keeps in the same framing.
 
 One face is followed, the largest at the start (then the one nearest where it was). A frame where no face is
 found comes back unedited, with a note saying so. The demo's live mode and ``python -m stargan.translate
@@ -31,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from .face import DEFAULT_UPSAMPLE, Face, Upsample, align, face_view
+from .face import DEFAULT_UPSAMPLE, Face, FaceDetector, Upsample, align, face_view
 from .inference import Editor, Mode, PreparedFace, PreparedPhoto, to_tensor
 
 NO_FACE_NOTE = "No face in view: showing the camera's picture as it is."
@@ -57,7 +60,7 @@ class _Track:
     width: float  # the face's box width, frame pixels
     age: int  # frames since the last detection
     source: torch.Tensor | None  # D_cls's reading (d_dim,), averaged over detections
-    regions: torch.Tensor | None  # edit regions (2, S, S), found at the first edit after a detection
+    regions: torch.Tensor | None  # edit regions (2, S, S), found at a track's first edit, again every few detections
     smoothed: np.ndarray  # (5, 2) the landmarks the frame is aligned with
 
 
@@ -65,14 +68,16 @@ class FaceTracker:
     """Follows one face over consecutive frames of one stream; one tracker per stream (it is not thread-safe)."""
 
     def __init__(self, editor: Editor, redetect_every: int = 15, max_move: float = 0.3, min_match: float = 0.6,
-                 smooth_px: float = 3.0, track_side: int = 320) -> None:
+                 smooth_px: float = 3.0, track_side: int = 320, regions_every: int = 4) -> None:
         self.editor = editor
         self.redetect_every = redetect_every
+        self.regions_every = regions_every
         self.max_move = max_move
         self.min_match = min_match
         self.smooth_px = smooth_px
         self.track_side = track_side
         self._track: _Track | None = None
+        self._roi_detector = FaceDetector(str(editor.device), max_side=240, min_face_size=40)
         self.frames = 0
         self.detections = 0
 
@@ -115,9 +120,29 @@ class FaceTracker:
         t.age += 1
         return t.landmarks + shift / k
 
+    def _near(self, frame: np.ndarray) -> list[Face]:
+        """Faces in the part of the frame round the followed one (twice its width each way), found at a scale
+        where it is ~100 px wide: a small fraction of a whole-frame detection's cost."""
+        t = self._track
+        assert t is not None
+        cx, cy = t.smoothed.mean(0)
+        r = 1.0 * t.width
+        h, w = frame.shape[:2]
+        x0, y0 = max(0, round(cx - r)), max(0, round(cy - 1.1 * r))
+        x1, y1 = min(w, round(cx + r)), min(h, round(cy + 0.9 * r))
+        if x1 - x0 < 24 or y1 - y0 < 24:
+            return []
+        faces = self._roi_detector.detect(frame[y0:y1, x0:x1])
+        for f in faces:
+            f.landmarks = f.landmarks + [x0, y0]
+            f.box = (f.box[0] + x0, f.box[1] + y0, f.box[2] + x0, f.box[3] + y0)
+        return faces
+
     def _detect(self, frame: np.ndarray, small: np.ndarray, k: float) -> Face | None:
-        faces = self.editor.detector.detect(frame)
         self.detections += 1
+        faces = self._near(frame) if self._track is not None else []
+        if not faces:
+            faces = self.editor.detector.detect(frame)
         if not faces:
             return None
         face = faces[0]
@@ -136,8 +161,9 @@ class FaceTracker:
             smoothed = lm.copy()
         else:
             smoothed = old.smoothed
+        keep = old is not None and self.detections % self.regions_every != 0  # else found again at this edit
         self._track = _Track(lm.copy(), patch, np.array([x0, y0], float), np.zeros(2), face.box[2] - face.box[0],
-                             0, old.source if old is not None else None, None, smoothed)
+                             0, old.source if old is not None else None, old.regions if keep else None, smoothed)
         if min(patch.shape) < 8:  # too small to follow: detect on every frame
             self._track.age = self.redetect_every
         return face
@@ -173,7 +199,6 @@ class FaceTracker:
         if redetected:  # labels once per detection, averaged with the last reading against its noise
             reading = editor.read_labels(tensor[None])[0]
             t.source = reading if t.source is None else (t.source + reading) / 2
-            t.regions = None
         face = PreparedFace(0, Face(tuple(landmarks.min(0)) + tuple(landmarks.max(0)), 1.0, landmarks),  # type: ignore[arg-type]
                             aligned.image, face_view(frame, aligned.matrix, editor.image_size), aligned.matrix,
                             tensor, t.source, editor.labels_by_name(t.source), _regions=t.regions)

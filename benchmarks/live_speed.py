@@ -1,0 +1,129 @@
+"""Live mode's speed: edited frames a second, capture-to-picture latency and the share of frames re-detected, for
+one face at 640x480, alone and while two more visitors edit photos.
+
+    python benchmarks/live_speed.py [--seconds 20] [--json out.json]
+
+A 30 frames/s camera is simulated by a clip made from a wild photo (``celeba_wild_sample``), the face swaying
+30 px sideways and 15 px up and down every 3 s. As on the page (Gradio streams the newest webcam frame while the
+previous one is edited; older ones are dropped), the editor always takes the newest frame; each frame arrives as
+the JPEG a browser sends, is decoded, followed and edited (``stargan.live.FaceTracker``, Blond_Hair=1 with the
+page's defaults) and encoded to the JPEG the page shows. Latency: from the frame's capture to its edited JPEG,
+on the server (the browser's and the network's share are not in it). The photo-mode visitors are two threads
+dragging a slider non-stop on two photos through the same Editor (each edit follows the last at once, as the
+page's "always last" slider does): the worst two visitors can do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stargan.face import load_image  # noqa: E402
+from stargan.inference import Editor  # noqa: E402
+from stargan.live import FaceTracker  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "celeba_wild_sample"
+FPS = 30
+PERIOD = 3.0  # seconds for one sway
+SETTINGS = {"Blond_Hair": 1.0}
+
+
+def camera_frames(photo: Path, size=(640, 480), amplitude=(30.0, 15.0)) -> list[bytes]:
+    """One sway of the camera as JPEG bytes (quality 0.92, a browser's default), FPS * PERIOD frames."""
+    image = load_image(photo)
+    w, h = size
+    s = max((w + 2 * amplitude[0] + 2) / image.shape[1], (h + 2 * amplitude[1] + 2) / image.shape[0])
+    big = cv2.resize(image, (round(image.shape[1] * s), round(image.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    cx, cy = (big.shape[1] - w) / 2, (big.shape[0] - h) / 2
+    out = []
+    for i in range(round(FPS * PERIOD)):
+        phase = 2 * np.pi * i / (FPS * PERIOD)
+        m = np.float32([[1, 0, -cx - amplitude[0] * np.sin(phase)], [0, 1, -cy - amplitude[1] * np.sin(2 * phase)]])
+        frame = cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR)
+        out.append(cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])[1]
+                   .tobytes())
+    return out
+
+
+def live(editor: Editor, frames: list[bytes], seconds: float) -> dict:
+    """Edit the newest camera frame, again and again, for ``seconds``."""
+    tracker = FaceTracker(editor)
+    latencies, done, last = [], 0, -1
+    start = time.perf_counter()
+    while (now := time.perf_counter()) - start < seconds:
+        index = int((now - start) * FPS)  # the newest frame the camera has captured
+        if index == last:
+            time.sleep(start + (index + 1) / FPS - now)
+            continue
+        captured = start + index / FPS
+        rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(frames[index % len(frames)], np.uint8), cv2.IMREAD_COLOR),
+                           cv2.COLOR_BGR2RGB)
+        shown = tracker.edit(rgb, SETTINGS)
+        cv2.imencode(".jpg", cv2.cvtColor(shown.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 75])
+        latencies.append(time.perf_counter() - captured)
+        done += 1
+        last = index
+    elapsed = time.perf_counter() - start
+    ms = sorted(v * 1e3 for v in latencies)
+    return {"frames_per_s": round(done / elapsed, 2), "frames": done,
+            "latency_p50_ms": round(statistics.median(ms), 1), "latency_p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1),
+            "redetected_share": round(tracker.redetect_share, 3),
+            "camera_frames_dropped_share": round(1 - done / (elapsed * FPS), 3)}
+
+
+def photo_visitor(editor: Editor, photo: Path, stop: threading.Event, counts: list[int], slot: int) -> None:
+    """A visitor dragging sliders on an uploaded photo: one edit after another until ``stop``."""
+    prepared = editor.prepare(photo)
+    values = np.linspace(0, 1, 11)
+    i = 0
+    while not stop.is_set():
+        editor.edit(prepared, {"Young": float(values[i % 11]), "Smiling": float(values[(i * 3) % 11])})
+        counts[slot] += 1
+        i += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=str(ROOT / "weights" / "stargan-studio"), help="the model")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run (default 20)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    editor = Editor(args.weights)
+    frames = camera_frames(DATA / "deepface_img2.jpg")
+    live(editor, frames, 3.0)  # warm-up: first calls, GrabCut's first run
+    results = {"alone": live(editor, frames, args.seconds)}
+    print("alone:", json.dumps(results["alone"]), flush=True)
+    stop, counts = threading.Event(), [0, 0]
+    visitors = [threading.Thread(target=photo_visitor, args=(editor, photo, stop, counts, i))
+                for i, photo in enumerate([ROOT / "demo" / "examples" / "astronaut.png",
+                                           DATA / "facerec_train_obama_obama.jpg"])]
+    for v in visitors:
+        v.start()
+    time.sleep(2.0)  # both visitors editing
+    before = list(counts)
+    results["with_two_photo_visitors"] = live(editor, frames, args.seconds)
+    results["with_two_photo_visitors"]["photo_edits_per_s_each"] = [
+        round((c - b) / args.seconds, 2) for c, b in zip(counts, before, strict=True)]
+    stop.set()
+    for v in visitors:
+        v.join()
+    print("with two photo visitors:", json.dumps(results["with_two_photo_visitors"]), flush=True)
+    results["precision"] = editor.precision
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
