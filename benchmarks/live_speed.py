@@ -1,7 +1,7 @@
 """Live mode's speed: edited frames a second, capture-to-picture latency and the share of frames re-detected, for
 one face at 640x480, alone and while two more visitors edit photos.
 
-    python benchmarks/live_speed.py [--seconds 20] [--json out.json]
+    python benchmarks/live_speed.py [--seconds 20] [--browser] [--json out.json]
 
 A 30 frames/s camera is simulated by a clip made from a wild photo (``celeba_wild_sample``), the face swaying
 30 px sideways and 15 px up and down every 3 s. As on the page (Gradio streams the newest webcam frame while the
@@ -11,6 +11,12 @@ page's defaults) and encoded to the JPEG the page shows. Latency: from the frame
 on the server (the browser's and the network's share are not in it). The photo-mode visitors are two threads
 dragging a slider non-stop on two photos through the same Editor (each edit follows the last at once, as the
 page's "always last" slider does): the worst two visitors can do.
+
+``--browser`` also runs the page itself (demo/app.py, in this process) with headless Chromium's fake camera
+playing the same sway, a slider moved, and counts the frames the page's stream handler edits a second and the
+time between two frames reaching it: Gradio's client sends the next frame only once the last one's picture is
+back, so that gap is one frame's whole round trip (capture, JPEG, upload, edit, download). Chromium shares the
+two cores with the server here; a visitor's browser runs on their own machine.
 """
 
 from __future__ import annotations
@@ -93,10 +99,68 @@ def photo_visitor(editor: Editor, photo: Path, stop: threading.Event, counts: li
         i += 1
 
 
+def through_the_page(frames: list[bytes], seconds: float) -> dict:
+    """The page in Chromium with a fake camera playing ``frames``: edits a second and frame-to-frame gaps."""
+    import socket
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from stargan import live as live_module
+
+    sys.path.insert(0, str(ROOT / "demo"))
+    import app as demo_app
+
+    arrivals: list[float] = []
+    edit = live_module.FaceTracker.edit
+
+    def timed(self, frame, *a, **k):
+        arrivals.append(time.perf_counter())
+        return edit(self, frame, *a, **k)
+
+    live_module.FaceTracker.edit = timed  # the page's handler calls it once per frame that reaches the server
+    folder = Path(tempfile.mkdtemp(prefix="live-speed-"))
+    camera = folder / "camera.y4m"
+    with open(camera, "wb") as f:
+        f.write(f"YUV4MPEG2 W640 H480 F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for jpeg in frames:
+            f.write(b"FRAME\n" + cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR),
+                                              cv2.COLOR_BGR2YUV_I420).tobytes())
+    demo = demo_app.create()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args, headless=True)
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            page.locator("#live-camera button:visible", has_text="Webcam").click(timeout=60_000)
+            page.locator("#live-camera button:visible", has_text="Record").click()
+            page.locator("#slider-Blond_Hair input[type=range]").fill("1")
+            time.sleep(5.0)  # the stream running, the slider's value in its frames
+            first = len(arrivals)
+            time.sleep(seconds)
+            got = arrivals[first:]
+            browser.close()
+    finally:
+        demo.close()
+        live_module.FaceTracker.edit = edit
+    gaps = sorted(np.diff(got) * 1e3)
+    return {"frames_per_s": round((len(got) - 1) / (got[-1] - got[0]), 2),
+            "round_trip_p50_ms": round(statistics.median(gaps), 1),
+            "round_trip_p95_ms": round(gaps[int(0.95 * (len(gaps) - 1))], 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(ROOT / "weights" / "stargan-studio"), help="the model")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run (default 20)")
+    parser.add_argument("--browser", action="store_true",
+                        help="also stream through the page in headless Chromium (/usr/bin/chromium, Playwright)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     editor = Editor(args.weights)
@@ -120,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         v.join()
     print("with two photo visitors:", json.dumps(results["with_two_photo_visitors"]), flush=True)
     results["precision"] = editor.precision
+    if args.browser:
+        results["through_the_page"] = through_the_page(frames, args.seconds)
+        print("through the page:", json.dumps(results["through_the_page"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
