@@ -109,7 +109,7 @@ class FaceTracker:
             return None
         scores = cv2.matchTemplate(small[y0:y1, x0:x1], t.patch, cv2.TM_CCOEFF_NORMED)
         _, best, _, (bx, by) = cv2.minMaxLoc(scores)
-        if best < self.min_match:
+        if not best >= self.min_match:  # also NaN: a patch without texture
             return None
         peak = np.array([bx + _vertex(scores[by, bx - 1: bx + 2]) if 0 < bx < scores.shape[1] - 1 else bx,
                          by + _vertex(scores[by - 1: by + 2, bx]) if 0 < by < scores.shape[0] - 1 else by], float)
