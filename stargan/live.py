@@ -13,8 +13,8 @@ some frames (a *re-detection*) and follows the face cheaply in between:
 * the landmarks are smoothed over frames: a move of less than ``smooth_px`` photo pixels is followed partly
   (detections differ by a pixel or two from frame to frame, and the pasted edit would shake with them), a larger
   one at once (a moving head is not trailed);
-* a re-detection looks first round the followed face (twice its width each way, shrunk so the face is about
-  100 px wide: ~4x cheaper than the whole frame), and in the whole frame only when the face is not there;
+* a re-detection looks first round the followed face (a square twice its width, shrunk so the face is about
+  120 px wide: ~3x cheaper than the whole frame), and in the whole frame only when the face is not there;
 * the face's labels are read at each re-detection only (averaged with the last reading), and its edit regions
   (GrabCut, the slowest part) found when a face is first followed and again every ``regions_every``
   detections: both belong to the aligned face, which the tracker keeps in the same framing.
@@ -81,10 +81,6 @@ class FaceTracker:
         self.frames = 0
         self.detections = 0
 
-    def reset(self) -> None:
-        """Forget the face: the next frame is detected afresh (a new stream, a cut in a video)."""
-        self._track = None
-
     # ---- following -------------------------------------------------------------------------------------
     def _small(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         h, w = frame.shape[:2]
@@ -121,8 +117,8 @@ class FaceTracker:
         return t.landmarks + shift / k
 
     def _near(self, frame: np.ndarray) -> list[Face]:
-        """Faces in the part of the frame round the followed one (twice its width each way), found at a scale
-        where it is ~100 px wide: a small fraction of a whole-frame detection's cost."""
+        """Faces in the square round the followed one (twice its width), found at a scale where it is ~120 px
+        wide: a fraction of a whole-frame detection's cost."""
         t = self._track
         assert t is not None
         cx, cy = t.smoothed.mean(0)
