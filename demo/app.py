@@ -186,8 +186,15 @@ def _safe_preprocess(component: gr.Image) -> gr.Image:
 
 
 # ------------------------------------------------------------------------------------------------ labels
-def control_label(name: str, success: dict[str, float]) -> str:
-    return f"{name} · {success[name] * 100:.0f}% success" if name in success else name
+def control_label(name: str, grades: dict[str, tuple[str, str]]) -> str:
+    """A control's name with its plain grade (Editor.grades: realism and success measured on held-out faces);
+    an ungraded name stands alone, since a success figure alone reads as 'it works' when it may not."""
+    return f"{name} · {grades[name][0]}" if name in grades else name
+
+
+def control_info(name: str, grades: dict[str, tuple[str, str]]) -> str | None:
+    """The numbers behind a control's grade, shown under it."""
+    return grades[name][1] if name in grades else None
 
 
 class Previews:
@@ -312,7 +319,7 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                 sliders: dict[str, gr.Slider] = {}
                 checks: dict[str, gr.Checkbox] = {}
                 accordions: dict[str, gr.Accordion] = {}
-                success = default.success()
+                grades = default.grades()
                 shown = visible_names(default)
                 for group, group_names in GROUPS.items():
                     with gr.Accordion(group, open=group in OPEN_GROUPS,
@@ -320,7 +327,8 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                         accordions[group] = acc
                         for n in group_names:
                             with gr.Row(visible=n in shown, equal_height=True) as row:
-                                sliders[n] = gr.Slider(0, 1, value=0, step=STEP, label=control_label(n, success),
+                                sliders[n] = gr.Slider(0, 1, value=0, step=STEP, label=control_label(n, grades),
+                                                       info=control_info(n, grades),
                                                        elem_id=f"slider-{n}", scale=5, min_width=160)
                                 checks[n] = gr.Checkbox(False, label="on", elem_id=f"check-{n}", scale=1,
                                                         min_width=60)
@@ -508,10 +516,10 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
             st["model"] = editor.source
             st.pop("prepared", None)
             shown_now = visible_names(editor)
-            succ = editor.success()
+            grades_now = editor.grades()
             rows = [gr.update(visible=n in shown_now) for n in names]
             accs = [gr.update(visible=any(n in shown_now for n in g)) for g in GROUPS.values()]
-            labels = [gr.update(label=control_label(n, succ)) for n in names]
+            labels = [gr.update(label=control_label(n, grades_now), info=control_info(n, grades_now)) for n in names]
             rest = [gr.update() for _ in photo_outputs[1:]]
             if path:
                 photo_part = on_photo(path, st)

@@ -1,4 +1,4 @@
-"""Evaluation (issue 7): the judges (``stargan.judges``), trained on real faces, read what a model's edits show,
+"""Evaluation: the judges (``stargan.judges``), trained on real faces, read what a model's edits show,
 as the paper did.
 
 For a weights folder, every held-out face is translated to every target of its own dataset (a binary attribute
@@ -14,6 +14,14 @@ label:
 * realism: the Fréchet distance between the attribute judge's penultimate (512-d, average-pooled) features of
   the real test faces and of all their translations ("FID-judge": FID's formula on these features, not on
   Inception's, so its values are not comparable with published FIDs).
+
+Realism per headline edit (``realism_per_edit``, in ``model``'s report and card, or alone with ``realism``): for
+gender and age both ways, a smile on and off, glasses on, each hair colour from the others and two expressions
+from neutral, held-out real faces with the source value (S) and with the target value (T) by the data's own
+labels, and S edited as the demo shows it (E): the share of the S-to-T gap the edit closes (stargan.realism),
+beside its success on the same faces, and a plain grade from both (``grade``) that the demo shows on its
+controls. Success alone counts an edit that paints an attribute's cues (lipstick for "female", a dark band for
+glasses) as done; realism counts it as what it looks like.
 
 What is judged (``--scoring``):
 
@@ -35,7 +43,8 @@ Commands::
     python -m stargan.evaluate model WEIGHTS_FOLDER [--judges benchmarks/judges] [--limit 1000] [--out DIR]
                                      [--scoring user|direct] [--labels Male,Young,...] [--no-related]
                                      [--no-regions]
-                                     [--expression-roots DIR ...] [--update-card]
+                                     [--expression-roots DIR ...] [--update-card] [--no-realism]
+    python -m stargan.evaluate realism WEIGHTS_FOLDER [--limit 300] [--no-related] [--no-regions] [--update-card]
 """
 
 from __future__ import annotations
@@ -76,6 +85,7 @@ from .judges import (
     load_judge,
     train_judges,
 )
+from .realism import DEFAULT_FEATURES, FEATURE_SETS, MIN_FACES, gap_closed, judge_features
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +216,8 @@ class Report:
                    "Smiling), as the demo makes them" if ev.get("related_attributes") else "lone flips")
         if ev.get("edit_regions"):
             targets += "; each edit kept to its region (stargan.regions)"
+        if ev.get("realism"):
+            lines += ["", "Realism per headline edit (what a person sees):", "", realism_markdown(ev["realism"])]
         lines += ["", f"Held-out faces: {faces}. Binary targets: {targets}. Scoring: {self.details['scoring']}.",
                   f"Realism: {self.details['realism_features']}; the same distance "
                   f"between two halves of the real faces is {self.details['realism_real_halves']:.2f}.",
@@ -374,6 +386,185 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
     return Report(evaluation, details, _grid(grid_rows))
 
 
+# ---- realism per edit -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HeadlineEdit:
+    """An edit people try first, with the real faces that stand for its source and its target."""
+
+    key: str
+    name: str  # the label edited
+    value: float  # its target value
+    title: str
+    group: str
+
+
+HEADLINE_EDITS: tuple[HeadlineEdit, ...] = (
+    HeadlineEdit("to_male", "Male", 1.0, "to male", "gender"),
+    HeadlineEdit("to_female", "Male", 0.0, "to female", "gender"),
+    HeadlineEdit("younger", "Young", 1.0, "younger", "age"),
+    HeadlineEdit("older", "Young", 0.0, "older", "age"),
+    HeadlineEdit("smile_on", "Smiling", 1.0, "smile", "smile"),
+    HeadlineEdit("smile_off", "Smiling", 0.0, "no smile", "smile"),
+    HeadlineEdit("glasses_on", "Eyeglasses", 1.0, "glasses on", "eyeglasses"),
+    *(HeadlineEdit(f"to_{h.split('_')[0].lower()}", h, 1.0, h.replace("_", " ").lower(), "hair")
+      for h in HAIR_COLOURS),
+    HeadlineEdit("happy", "happy", 1.0, "happy (from neutral)", "expression"),
+    HeadlineEdit("surprised", "surprised", 1.0, "surprised (from neutral)", "expression"),
+)
+REALISM_FACES = 300  # per set (S and T) and edit: KID's spread at this size is about +-0.1 of the gap
+
+
+def edit_sets(edit: HeadlineEdit, faces: TestFaces, names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into ``faces`` of the real source faces (S) and real target faces (T) of ``edit``, by the data's
+    own labels: a binary attribute's other value; a hair colour's faces with another hair colour; an
+    expression's neutral faces."""
+    if faces.attributes is not None:
+        column = faces.attributes[:, CELEBA_ATTRIBUTES.index(edit.name)]
+        target = column == edit.value
+        if edit.name in HAIR_COLOURS:
+            others = [CELEBA_ATTRIBUTES.index(h) for h in HAIR_COLOURS if h != edit.name]
+            source = (column == 0) & (faces.attributes[:, others] > 0.5).any(1)
+        else:
+            source = column == 1.0 - edit.value
+    else:
+        label = faces.values.argmax(1)
+        source, target = label == names.index("neutral"), label == names.index(edit.name)
+    return source.nonzero().flatten(), target.nonzero().flatten()
+
+
+def _sample(indices: torch.Tensor, limit: int, gen: torch.Generator) -> torch.Tensor:
+    return indices if len(indices) <= limit else indices[torch.randperm(len(indices), generator=gen)[:limit]].sort().values
+
+
+@torch.inference_mode()
+def realism_per_edit(model: Any, judges: str | Path = DEFAULT_JUDGES, celeba_root: Path = DATA_ROOT / "celeba_hq_128",
+                     expression_roots: Sequence[Path] = DEFAULT_EXPRESSION_TEST, limit: int = REALISM_FACES,
+                     features: Sequence[str] = (DEFAULT_FEATURES,), related: bool = True, regions: bool = True,
+                     precision: str = "auto", seed: int = 0, batch_size: int = 64,
+                     edits: Sequence[HeadlineEdit] = HEADLINE_EDITS, keep_images: bool = False) -> dict[str, Any]:
+    """Each headline edit's realism (stargan.realism: the share of the gap from real source to real target faces
+    that the demo's edit closes) beside its success, on held-out faces. ``features``: the feature sets
+    measured (stargan.realism.FEATURE_SETS; the first is the reported one). With ``keep_images`` the S, E and T faces come back
+    too (under "images", not JSON-serialisable)."""
+    from .inference import Editor
+    from .weights import LoadedModel, load_weights
+
+    start = time.time()
+    precision = resolve_precision(precision, torch.device("cpu"))
+    loaded: LoadedModel = model if isinstance(model, LoadedModel) else load_weights(model)
+    space, size = loaded.config.label_space, loaded.config.image_size
+    editor = Editor(loaded, precision=precision)
+    attr_judge, _ = load_judge(judges, ATTRIBUTE_JUDGE)
+    edits = [e for e in edits if e.name in space.all_names]
+    if not edits:
+        raise EvaluationError(f"{loaded.path}: none of the headline edits' labels is in this model")
+    kinds = {space.dataset_of(e.name).name for e in edits}
+    expr_judge = load_judge(judges, EXPRESSION_JUDGE)[0] if any(
+        space.dataset(k).kind == CATEGORICAL for k in kinds) else None
+    shown_size = max(size, CROP_SIZE)
+    faces = {tf.dataset: tf for tf in load_test_faces(space, shown_size, celeba_root, expression_roots, None, seed,
+                                                      datasets=sorted(kinds))}
+    region_cache: dict[tuple[str, int], torch.Tensor] = {}
+
+    def to_model(x: torch.Tensor) -> torch.Tensor:
+        return x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                                           align_corners=False)
+
+    def regions_of(dataset: str, index: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
+        missing = [k for k, i in enumerate(index.tolist()) if (dataset, i) not in region_cache]
+        if missing:
+            for k, r in zip(missing, editor.regions_of(shown[missing]), strict=True):
+                region_cache[(dataset, int(index[k]))] = r
+        return torch.stack([region_cache[(dataset, i)] for i in index.tolist()])
+
+    results: dict[str, Any] = {}
+    images: dict[str, dict[str, torch.Tensor]] = {}
+    for edit in edits:
+        d = space.dataset_of(edit.name)
+        tf = faces[d.name]
+        gen = torch.Generator().manual_seed(seed)
+        s_all, t_all = edit_sets(edit, tf, d.names)
+        s_idx, t_idx = _sample(s_all, limit, gen), _sample(t_all, limit, gen)
+        if min(len(s_idx), len(t_idx)) < MIN_FACES:
+            log.warning("%s: only %d source and %d target faces; realism needs %d of each, skipped", edit.title,
+                        len(s_idx), len(t_idx), MIN_FACES)
+            continue
+        shown_s, shown_t = tf.images[s_idx], tf.images[t_idx]
+        edited, hits = [], 0.0
+        for i in range(0, len(s_idx), batch_size):
+            part = shown_s[i: i + batch_size]
+            x = to_model(part)
+            source = editor.read_labels(x)
+            where = regions_of(d.name, s_idx[i: i + batch_size], part) if regions else None
+            value = torch.full((len(x),), edit.value)
+            e = _user_view(editor, part, x, source, edit.name, value, related, where)
+            with autocast(torch.device("cpu"), precision):
+                if d.kind == BINARY:
+                    hits += float(reads_target(attr_judge, attr_judge.read(e)[0], edit.name, value).sum())
+                else:
+                    hits += float(reads_target(expr_judge, expr_judge.read(e)[0], edit.name).sum())
+            edited.append(e)
+        edited = torch.cat(edited)
+        by_features: dict[str, dict[str, Any] | None] = {}
+        for k, name in enumerate(features):
+            fs, fe, ft = (judge_features(attr_judge, z, name, precision=precision)
+                          for z in (shown_s, edited, shown_t))
+            try:
+                by_features[name] = gap_closed(fs, fe, ft, seed=seed).to_dict()
+            except EvaluationError:
+                if k == 0:
+                    raise
+                by_features[name] = None  # a comparison feature set where real S and T are not apart
+        results[edit.key] = {"title": edit.title, "name": edit.name, "value": edit.value, "group": edit.group,
+                             "success": round(hits / len(s_idx), 4), **by_features[features[0]],
+                             **({"by_features": {k: v and v["gap_closed"] for k, v in by_features.items()}}
+                                if len(features) > 1 else {})}
+        if keep_images:
+            images[edit.key] = {"source": shown_s, "edited": edited, "target": shown_t, "source_index": s_idx}
+        log.info("%s: gap closed %+.2f [%+.2f, %+.2f], success %.2f (%.0f s)", edit.title,
+                 results[edit.key]["gap_closed"], results[edit.key]["low"], results[edit.key]["high"],
+                 results[edit.key]["success"], time.time() - start)
+    groups: dict[str, list[float]] = {}
+    for r in results.values():
+        groups.setdefault(r["group"], []).append(r["gap_closed"])
+    out = {"per_edit": results, "by_group": {g: round(sum(v) / len(v), 4) for g, v in groups.items()},
+           "features": (f"attribute judge ({attr_judge.image_size} px input), {features[0]}: "
+                        f"{' + '.join(FEATURE_SETS[features[0]][0])} averaged over a {FEATURE_SETS[features[0]][1]}x"
+                        f"{FEATURE_SETS[features[0]][1]} grid, scaled by the real faces' spread"),
+           "measure": "share of the KID gap closed, 1 - KID(E, T) / KID(S, T); 90% interval from random halves of the faces",
+           "related_attributes": related, "edit_regions": regions, "faces_per_set": limit,
+           "runtime_s": round(time.time() - start, 1)}
+    if keep_images:
+        out["images"] = images
+    return out
+
+
+GRADES = ("works well", "subtle", "experimental: often colour patches")
+
+
+def grade(gap: float, success: float) -> str:
+    """A plain word for an edit from both measures: it reads as the target and comes close to real target faces
+    (works well), it moves the face towards real target faces without getting there (subtle), or it takes the
+    face further from real faces of the target than it was (experimental: what people see as patches)."""
+    if gap >= 0.5 and success >= 0.5:
+        return GRADES[0]
+    if gap > 0.0:
+        return GRADES[1]
+    return GRADES[2]
+
+
+def realism_markdown(realism: dict[str, Any]) -> str:
+    rows = ["| edit | realism (gap closed) | 90% interval | success | grade | faces S / T |",
+            "| --- | ---: | ---: | ---: | --- | ---: |"]
+    for r in realism["per_edit"].values():
+        interval = f"[{r['low']:+.2f}, {r['high']:+.2f}]" if "low" in r and "high" in r else "n/a"
+        rows.append(f"| {r['title']} | {r['gap_closed']:+.2f} | {interval} | {100 * r['success']:.0f}% | "
+                    f"{grade(r['gap_closed'], r['success'])} | {r.get('faces_source', '?')} / "
+                    f"{r.get('faces_target', '?')} |")
+    how = f"Realism: {realism['measure']}, on {realism['features']}." if "measure" in realism else ""
+    return "\n".join(rows + ["", how])
+
+
 def _check_labels(space: LabelSpace, labels: Sequence[str] | None) -> set[str]:
     if not labels:
         return set(space.all_names)
@@ -534,6 +725,28 @@ def build_parser() -> argparse.ArgumentParser:
                     "models on the same faces")
     ev.add_argument("--update-card", action="store_true",
                     help="write the results into the folder's config.json provenance and regenerate README.md")
+    ev.add_argument("--realism", action=argparse.BooleanOptionalAction, default=True,
+                    help="user scoring: also measure each headline edit's realism (stargan.realism; default)")
+    ev.add_argument("--realism-limit", type=int, default=REALISM_FACES,
+                    help=f"real source and target faces per headline edit for realism (default {REALISM_FACES})")
+    re_ = sub.add_parser("realism", help="only the headline edits' realism and success (faster than `model`)")
+    re_.add_argument("weights", help="a weights folder (config.json + model.safetensors) or a Hub repo id")
+    re_.add_argument("--judges", type=Path, default=DEFAULT_JUDGES, help="folder holding the judges")
+    re_.add_argument("--limit", type=int, default=REALISM_FACES, help="real faces per set (S and T) and edit")
+    re_.add_argument("--celeba", type=Path, default=DATA_ROOT / "celeba_hq_128",
+                     help="CelebA-format folder whose test split is used")
+    re_.add_argument("--expression-roots", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TEST),
+                     help="prepared expression test folders")
+    re_.add_argument("--related", action=argparse.BooleanOptionalAction, default=True,
+                     help="move the attributes that go with an edit along with it, as the demo does (default)")
+    re_.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
+                     help="keep each edit to its region as the demo does (default)")
+    re_.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    re_.add_argument("--seed", type=int, default=0, help="seed of the face samples (keep it to compare models)")
+    re_.add_argument("--out", type=Path, default=None,
+                     help="JSON file to write (default: benchmarks/evaluations/<weights folder name>/realism.json)")
+    re_.add_argument("--update-card", action="store_true",
+                     help="write the realism into the folder's card (provenance.evaluation.realism), keeping the rest")
     return parser
 
 
@@ -551,12 +764,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    command=_command(), shift=args.shift)
             for name, m in results.items():
                 print(f"{name}: " + json.dumps({k: v for k, v in m.items() if k.startswith("accuracy")}))
+        elif args.cmd == "realism":
+            realism = realism_per_edit(args.weights, args.judges, args.celeba, args.expression_roots, args.limit,
+                                       related=args.related, regions=args.regions, precision=args.precision,
+                                       seed=args.seed)
+            realism["command"] = _command()
+            out = args.out or PROJECT_ROOT / "benchmarks" / "evaluations" / Path(args.weights).name / "realism.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(realism, indent=2) + "\n")
+            print(realism_markdown(realism))
+            print(f"wrote {out}")
+            if args.update_card:
+                from .weights import read_config
+
+                provenance = read_config(Path(args.weights) / "config.json")[2]
+                update_card(args.weights, {**(provenance.get("evaluation") or {}), "realism": realism})
+                print(f"updated {Path(args.weights) / 'config.json'} and README.md")
         else:
             report = evaluate_model(args.weights, args.judges, args.celeba, args.expression_roots, args.limit,
                                     args.batch_size, args.precision, args.seed, command=_command(),
                                     rec_limit=args.rec_limit, scoring=args.scoring,
                                     labels=[n.strip() for n in args.labels.split(",")] if args.labels else None,
                                     related=args.related, regions=args.regions)
+            if args.realism and args.scoring == "user":
+                report.evaluation["realism"] = realism_per_edit(
+                    args.weights, args.judges, args.celeba, args.expression_roots, args.realism_limit,
+                    related=args.related, regions=args.regions, precision=args.precision, seed=args.seed,
+                    edits=[e for e in HEADLINE_EDITS if not args.labels or e.name in args.labels.split(",")])
             out = args.out or PROJECT_ROOT / "benchmarks" / "evaluations" / Path(report.details["model"]).name
             paths = write_report(report, out)
             print(report.markdown())

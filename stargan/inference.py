@@ -234,14 +234,25 @@ class Editor:
             self._detector = FaceDetector(device=str(self.device))
         return self._detector
 
-    def success(self) -> dict[str, float]:
-        """Measured success per label name from the model card's evaluation (fractions), where recorded."""
-        per_label = ((self.model.provenance.get("evaluation") or {}).get("per_label") or {})
-        out = {}
-        for name, entry in per_label.items():
-            value = entry.get("success") if isinstance(entry, Mapping) else None
-            if isinstance(value, (int, float)):
-                out[name] = float(value) / (100.0 if value > 1.0 else 1.0)
+    def grades(self) -> dict[str, tuple[str, str]]:
+        """A plain grade per label name from the model card's realism measurement (stargan.evaluate.grade), with
+        the numbers behind it: {name: (grade, "to male: realism +0.35 of the gap, success 86%; ...")}. A name
+        edited both ways (Male: to male and to female) takes the worse of its grades. Names not measured are
+        absent: the page shows them without a grade rather than with a number that does not mean 'it works'."""
+        from .evaluate import GRADES, grade
+
+        per_edit = (((self.model.provenance.get("evaluation") or {}).get("realism") or {}).get("per_edit") or {})
+        out: dict[str, tuple[str, str]] = {}
+        for r in per_edit.values():
+            if not isinstance(r, Mapping) or r.get("name") not in self.names:
+                continue
+            g = grade(float(r["gap_closed"]), float(r["success"]))
+            text = f"{r['title']}: realism {r['gap_closed']:+.2f} of the gap, success {100 * r['success']:.0f}%"
+            if r["name"] in out:
+                worse = max(out[r["name"]][0], g, key=GRADES.index)
+                out[r["name"]] = (worse, f"{out[r['name']][1]}; {text}")
+            else:
+                out[r["name"]] = (g, text)
         return out
 
     # ---- precision ---------------------------------------------------------------------------------------

@@ -414,8 +414,16 @@ def _evaluation_lines(evaluation: Any) -> list[str]:
             lines += [f"| {name} | {_percent(row.get('success'))} | {_percent(row.get('preservation'))} | {rec} | "
                       f"{_percent(row.get('judge_accuracy_real'))} |"]
         lines += [""]
+    realism = evaluation.get("realism")
+    if isinstance(realism, dict) and isinstance(realism.get("per_edit"), dict):
+        from .evaluate import realism_markdown
+
+        lines += ["What a person sees: how close the edited faces come to real faces of the target (the share of the "
+                  "gap from real source to real target faces the edit closes; 1 = as real as real target faces, 0 = "
+                  "no change, below 0 = further from real faces than before), beside success, and the plain grade "
+                  "the demo shows.", "", realism_markdown(realism), ""]
     for key, value in evaluation.items():
-        if key not in ("summary", "per_label"):
+        if key not in ("summary", "per_label", "realism"):
             lines += [f"- {key}: `{value}`" if key == "command" else
                       f"- {key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}"]
     return lines

@@ -228,7 +228,7 @@ def test_small_load(app):
 
 def test_controls_follow_the_label_space(app, tmp_path):
     """Every name of the model gets a visible slider and checkbox, grouped; names it lacks are hidden; labels
-    carry the model card's measured success."""
+    carry the plain grade from the model card's realism and success, the numbers under them."""
     from stargan.domains import celeba
     from stargan.inference import Editor
 
@@ -241,13 +241,20 @@ def test_controls_follow_the_label_space(app, tmp_path):
     assert len(demo_app.ALL_NAMES) == len(set(demo_app.ALL_NAMES)) == 48
     for name in shipped.names:
         assert demo.controls[name].row.visible, name
-    # a small model with five attributes and a recorded success for one of them
-    folder = small_model(tmp_path / "small", {"evaluation": {"per_label": {"Blond_Hair": {"success": 0.84}}}})
+    # a small model with five attributes and a measured realism for three edits: a grade, not a bare success
+    realism = {"per_edit": {
+        "to_blond": {"title": "blond hair", "name": "Blond_Hair", "gap_closed": 0.8, "success": 0.84},
+        "to_male": {"title": "to male", "name": "Male", "gap_closed": 0.3, "success": 0.9},
+        "to_female": {"title": "to female", "name": "Male", "gap_closed": -0.6, "success": 0.7}}}
+    folder = small_model(tmp_path / "small", {"evaluation": {"per_label": {"Blond_Hair": {"success": 0.84}},
+                                                             "realism": realism}})
     small = demo_app.build_demo(Editor(folder, precision="fp32"))
     for name in demo_app.ALL_NAMES:
         assert small.controls[name].row.visible == (name in celeba().names), name
-    assert small.controls["Blond_Hair"].label == "Blond_Hair · 84% success"
-    assert small.controls["Male"].label == "Male"
+    assert small.controls["Blond_Hair"].label == "Blond_Hair · works well"
+    assert "realism +0.80 of the gap, success 84%" in small.controls["Blond_Hair"].info
+    assert small.controls["Male"].label == "Male · experimental: often colour patches"  # the worse of two ways
+    assert small.controls["Young"].label == "Young" and small.controls["Young"].info is None
     assert not small.accordions["Expression"].visible and small.accordions["Hair"].visible
 
 
