@@ -39,9 +39,10 @@ def known_answers(limit: int, seed: int = 0) -> dict[str, dict[str, dict[str, fl
     gen = torch.Generator().manual_seed(seed)
     for edit in (e for e in HEADLINE_EDITS if e.key in KNOWN_ANSWER_EDITS):
         s_idx, t_idx = edit_sets(edit, faces, CELEBA_ATTRIBUTES)
+        half = min(limit, len(t_idx) // 2)  # the target faces in two halves: the reference and the known answer
         s_idx = s_idx[torch.randperm(len(s_idx), generator=gen)[:limit]]
-        t_idx = t_idx[torch.randperm(len(t_idx), generator=gen)[: 2 * limit]]
-        source, target, other_target = faces.images[s_idx], faces.images[t_idx[:limit]], faces.images[t_idx[limit:]]
+        t_idx = t_idx[torch.randperm(len(t_idx), generator=gen)[: 2 * half]]
+        source, target, other_target = faces.images[s_idx], faces.images[t_idx[:half]], faces.images[t_idx[half:]]
         n = min(len(source), len(other_target))
         cases = {"real target faces": (source[:n], other_target[:n]), "unchanged": (source, source),
                  "blurred (sigma 1.5 px at 128)": (source, blur(source, 1.5)),

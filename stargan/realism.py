@@ -53,6 +53,8 @@ def judge_features(judge: Judge, images: torch.Tensor, features: str = DEFAULT_F
     ``features`` names (FEATURE_SETS), each averaged over its grid, concatenated."""
     if features not in FEATURE_SETS:
         raise EvaluationError(f"features {features!r}: choose one of {', '.join(FEATURE_SETS)}")
+    if len(images) == 0:
+        raise EvaluationError("no faces to read features from")
     stages, grid = FEATURE_SETS[features]
     net, out = judge.net, []
     for i in range(0, len(images), batch_size):
