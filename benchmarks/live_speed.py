@@ -83,7 +83,8 @@ def live(editor: Editor, frames: list[bytes], seconds: float) -> dict:
     elapsed = time.perf_counter() - start
     ms = sorted(v * 1e3 for v in latencies)
     return {"frames_per_s": round(done / elapsed, 2), "frames": done,
-            "latency_p50_ms": round(statistics.median(ms), 1), "latency_p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1),
+            "latency_p50_ms": round(statistics.median(ms), 1),
+            "latency_p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1),
             "redetected_share": round(tracker.redetect_share, 3),
             "camera_frames_dropped_share": round(1 - done / (elapsed * FPS), 3)}
 

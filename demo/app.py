@@ -478,11 +478,18 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                     show_progress="hidden")
 
         # ---- live mode: the webcam streamed to the server, each frame edited with the same controls ----------
-        def on_frame(frame: np.ndarray | None, tracker: FaceTracker | None, st: dict, mode_value: str,
-                     upsample_value: str, strength_value: float, related_value: bool, regions_value: bool,
-                     *values: float):
+        # The controls reach the stream through a server-side copy made when one changes: sent with every frame,
+        # their ~50 values cost the browser ~100 ms a frame (benchmarks/RESULTS.md, "Live mode").
+        controls = [mode, upsample, strength, related, regions] + slider_list
+        live_controls = gr.State(None)
+        gr.on([c.change for c in controls], lambda *v: v, controls, live_controls, trigger_mode="always_last",
+              concurrency_limit=None, show_progress="hidden", api_visibility="undocumented")
+
+        def on_frame(frame: np.ndarray | None, tracker: FaceTracker | None, st: dict, current: tuple | None):
             if frame is None:
                 return None, "", tracker
+            mode_value, upsample_value, strength_value, related_value, regions_value, *values = current or (
+                "delta", DEFAULT_UPSAMPLE, 1.0, True, True, *(0.0 for _ in names))
             editor = editor_of(st or {})
             if tracker is None or tracker.editor is not editor:
                 tracker = FaceTracker(editor)
@@ -497,10 +504,9 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                 raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
             return shown.image, shown.note, tracker
 
-        camera.stream(on_frame, [camera, live_state, state, mode, upsample, strength, related, regions] + slider_list,
-                      [live_out, live_note, live_state], stream_every=LIVE_EVERY,
-                      time_limit=LIVE_SECONDS_PUBLIC if models.public else LIVE_SECONDS, concurrency_id="live",
-                      concurrency_limit=LIVE_STREAMS, show_progress="hidden", api_visibility="undocumented")
+        camera.stream(on_frame, [camera, live_state, state, live_controls], [live_out, live_note, live_state],
+                      stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS_PUBLIC if models.public else LIVE_SECONDS,
+                      concurrency_id="live", concurrency_limit=LIVE_STREAMS, show_progress="hidden", api_visibility="undocumented")
 
         def on_load_model(key: str, st: dict, path: str | None):
             st = dict(st or {})

@@ -195,7 +195,8 @@ class FaceTracker:
         if redetected:  # labels once per detection, averaged with the last reading against its noise
             reading = editor.read_labels(tensor[None])[0]
             t.source = reading if t.source is None else (t.source + reading) / 2
-        face = PreparedFace(0, Face(tuple(landmarks.min(0)) + tuple(landmarks.max(0)), 1.0, landmarks),  # type: ignore[arg-type]
+        box = (*landmarks.min(0), *landmarks.max(0))  # the landmarks' extent: what is left of the detected box
+        face = PreparedFace(0, Face(box, 1.0, landmarks),  # type: ignore[arg-type]
                             aligned.image, face_view(frame, aligned.matrix, editor.image_size), aligned.matrix,
                             tensor, t.source, editor.labels_by_name(t.source), _regions=t.regions)
         return PreparedPhoto(frame, [face]), redetected
