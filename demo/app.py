@@ -307,7 +307,7 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                                           elem_id="live-camera", height=180, scale=1)
                         live_note = gr.Markdown("Start the camera (Record): one face, the largest, is edited as it "
                                                 "moves.", elem_id="live-note")
-                live_state = gr.State(None)  # this visitor's FaceTracker
+                live_state = gr.State(None)  # this visitor's FaceTracker and the last picture sent
             with gr.Column(scale=4):
                 if models.public:  # only the owner's list, by public names; hidden when there is no choice
                     model_box = gr.Dropdown(list(models.offered), value=models.name(default), label="Model",
@@ -485,28 +485,34 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
         gr.on([c.change for c in controls], lambda *v: v, controls, live_controls, trigger_mode="always_last",
               concurrency_limit=None, show_progress="hidden", api_visibility="undocumented")
 
-        def on_frame(frame: np.ndarray | None, tracker: FaceTracker | None, st: dict, current: tuple | None):
+        def on_frame(frame: np.ndarray | None, live: dict | None, st: dict, current: tuple | None):
             if frame is None:
-                return None, "", tracker
+                return None, "", live
             mode_value, upsample_value, strength_value, related_value, regions_value, *values = current or (
                 "delta", DEFAULT_UPSAMPLE, 1.0, True, True, *(0.0 for _ in names))
             editor = editor_of(st or {})
-            if tracker is None or tracker.editor is not editor:
-                tracker = FaceTracker(editor)
+            if live is None or live["tracker"].editor is not editor:
+                live = {"tracker": FaceTracker(editor), "sent": None}
             # as for a photo, the sliders moved away from where they stand: the photo's reading, or 0 without one
             initial = (st or {}).get("initial") or {n: 0.0 for n in names}
             try:
-                shown = tracker.edit(frame, _settings({"initial": initial}, values, names),
-                                     mode=mode_value if mode_value in MODES else "delta", strength=strength_value,
-                                     upsample=upsample_value if upsample_value in UPSAMPLES else DEFAULT_UPSAMPLE,
-                                     related=bool(related_value), regions=bool(regions_value))
+                shown = live["tracker"].edit(
+                    frame, _settings({"initial": initial}, values, names),
+                    mode=mode_value if mode_value in MODES else "delta", strength=strength_value,
+                    upsample=upsample_value if upsample_value in UPSAMPLES else DEFAULT_UPSAMPLE,
+                    related=bool(related_value), regions=bool(regions_value))
             except (KeyError, ValueError) as e:
                 raise gr.Error(str(e.args[0] if e.args else e), title="Cannot make this edit") from e
-            return shown.image, shown.note, tracker
+            # Gradio names a picture's file by its content and rewrites it in place: the same picture sent again
+            # would be rewritten while the browser may still be reading it (a still camera, no slider moved)
+            same = live["sent"] is not None and np.array_equal(live["sent"], shown.image)
+            live["sent"] = shown.image
+            return gr.update() if same else shown.image, shown.note, live
 
         camera.stream(on_frame, [camera, live_state, state, live_controls], [live_out, live_note, live_state],
                       stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS_PUBLIC if models.public else LIVE_SECONDS,
-                      concurrency_id="live", concurrency_limit=LIVE_STREAMS, show_progress="hidden", api_visibility="undocumented")
+                      concurrency_id="live", concurrency_limit=LIVE_STREAMS, show_progress="hidden",
+                      api_visibility="undocumented")
 
         def on_load_model(key: str, st: dict, path: str | None):
             st = dict(st or {})

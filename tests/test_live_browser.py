@@ -3,6 +3,7 @@ camera, move a slider, and the edited frames that come back differ from the came
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import sys
@@ -81,14 +82,26 @@ def test_live_mode_edits_the_camera(page_url, tmp_path):
                     """old => { const i = document.querySelector('#live-output img');
                                 return i && i.getAttribute('src') && i.getAttribute('src') !== old && i.complete; }""",
                     arg=old, timeout=60_000)
-                src = page.locator("#live-output img").first.get_attribute("src")
-                data = np.frombuffer(page.request.get(src).body(), np.uint8)
+                shown = None
+                while shown is None:  # the picture as it is shown (null while the next one is loading)
+                    shown = page.locator("#live-output img").first.evaluate(
+                        """i => { if (!i.complete || !i.naturalWidth) return null;
+                                  const c = document.createElement('canvas');
+                                  c.width = i.naturalWidth; c.height = i.naturalHeight; c.getContext('2d').drawImage(i, 0, 0);
+                                  return [i.getAttribute('src'), c.toDataURL('image/png')]; }""")
+                src, png = shown
+                data = np.frombuffer(base64.b64decode(png.split(",", 1)[1]), np.uint8)
                 image = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
                 assert image.shape == seen.shape, image.shape
                 return src, image
 
-            # no slider moved yet: the camera's picture comes back as it was (JPEG both ways)
+            # no slider moved yet: the camera's picture comes back as it was (JPEG both ways), once the camera
+            # has started (its first frames can be black)
             src, image = next_frame(None)
+            for _ in range(10):
+                if image.mean() > 40:
+                    break
+                src, image = next_frame(src)
             near, far = face_share(seen, image, centre, 2.5 * eye)
             assert near < 4.0 and far < 4.0, (near, far)
 
