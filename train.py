@@ -60,6 +60,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                             "eighth of the image side, a 128 px G at the cost of the paper's at 64 px"),
     "d_src_depth": ("model", "D's stride-2 layers before its real/fake map (0: all, the paper's 2x2 map at 128 px; "
                              "4: an 8x8 map of face patches)"),
+    "d_scales": ("model", "D's real/fake judges: 1 (the paper) or 2 (a second one on the image at half resolution, "
+                          "as pix2pixHD's multi-scale D)"),
     "g_condition": ("model", "G's label input: target (the paper) or difference (STGAN: target minus the face's "
                              "own labels, so zero means no change)"),
     "adv_loss": ("recipe", "adversarial loss: wgan-gp (the paper) or log (non-saturating; with --r1-gamma as in "

@@ -35,6 +35,7 @@ class ModelConfig:
     g_condition: str = "target"  # target (the paper) | difference (STGAN: target minus source labels)
     g_down_num: int = 2  # G's stride-2 stages down and up (the paper: 2; 3 puts its blocks at 16x16 for 128 px)
     d_src_depth: int = 0  # D's layers before its real/fake map (0: all, the paper's 2x2 map at 128 px)
+    d_scales: int = 1  # real/fake judges: 1 (the paper) or 2 (another at half resolution, pix2pixHD)
 
     @property
     def g_label_dim(self) -> int:
@@ -87,6 +88,7 @@ class TrainConfig:
     g_condition: str = "target"  # target (the paper) | difference (STGAN: G reads target minus source labels)
     g_down_num: int = 2  # G's stride-2 stages down and up (the paper: 2)
     d_src_depth: int = 0  # D's layers before its real/fake map (0: all, the paper)
+    d_scales: int = 1  # real/fake judges: 1 (the paper) or 2 (another at half resolution)
     # losses
     adv_loss: str = "wgan-gp"  # wgan-gp (the paper) | log (non-saturating; with r1_gamma, StarGAN v2's)
     lambda_cls: float = 1.0

@@ -150,10 +150,15 @@ class Discriminator(nn.Module):
     The paper's map is 2x2 at 128 px, each cell judging a quarter of the face, so a colour patch the size of a
     cheek passes; read after 4 layers it is 8x8, each cell seeing a patch of the face (46 px receptive field).
     The class head always reads the last layer.
+
+    ``scales``: 2 adds a second real/fake judge that sees the image at half resolution (pix2pixHD's multi-scale
+    D, Wang et al., CVPR 2018): the same stride-2 stack to ``src_depth`` layers, its own weights (``coarse.*``),
+    so its cells see twice the share of the face. With it the real/fake output is both maps flattened and
+    joined, (N, cells); the losses only average it or take its gradient, so they need no change.
     """
 
     def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6,
-                 src_depth: int = 0) -> None:
+                 src_depth: int = 0, scales: int = 1) -> None:
         super().__init__()
         final = image_size // 2**repeat_num
         if image_size % 2**repeat_num or final < 1:
@@ -173,12 +178,28 @@ class Discriminator(nn.Module):
         self.main = nn.Sequential(*layers)
         self.conv1 = nn.Conv2d(conv_dim * 2 ** (self.src_depth - 1), 1, 3, 1, 1, bias=False)
         self.conv2 = nn.Conv2d(dim, c_dim, final, bias=False)
+        if scales not in (1, 2):
+            raise ValueError(f"discriminator scales {scales}: 1 (the paper) or 2 (a second judge at half resolution)")
+        if scales == 2 and image_size // 2 ** (self.src_depth + 1) < 1:
+            raise ValueError(f"image_size {image_size} is too small for a half-resolution judge of {self.src_depth} "
+                             "layers; use fewer (src_depth) or one scale")
+        self.coarse: nn.Sequential | None = None
+        if scales == 2:
+            layers = []
+            width = 3
+            for k in range(self.src_depth):
+                layers += [nn.Conv2d(width, conv_dim * 2 ** k, 4, 2, 1), nn.LeakyReLU(0.01)]
+                width = conv_dim * 2 ** k
+            self.coarse = nn.Sequential(*layers, nn.Conv2d(width, 1, 3, 1, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         split = 2 * self.src_depth  # each stride-2 layer is a (conv, LeakyReLU) pair in main
         h = self.main[:split](x)
         src = self.conv1(h)
         h = self.main[split:](h)
+        if self.coarse is not None:
+            coarse = self.coarse(nn.functional.avg_pool2d(x, 2))
+            src = torch.cat([src.flatten(1), coarse.flatten(1)], 1)
         return src, self.conv2(h).flatten(1)
 
 
@@ -293,7 +314,7 @@ def load_discriminator_weights(D: Discriminator, source: Discriminator) -> None:
 
 def build_discriminator(config: ModelConfig) -> Discriminator:
     return Discriminator(config.image_size, config.d_conv_dim, config.d_label_dim, config.d_repeat_num,
-                         config.d_src_depth)
+                         config.d_src_depth, config.d_scales)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -99,7 +99,7 @@ def model_config(cfg: TrainConfig, labels: LabelSpace) -> ModelConfig:
     return ModelConfig(label_space=labels, image_size=cfg.image_size, g_conv_dim=cfg.g_conv_dim,
                        g_repeat_num=cfg.g_repeat_num, d_conv_dim=cfg.d_conv_dim, d_repeat_num=cfg.d_repeat_num,
                        g_head=cfg.g_head, g_upsample=cfg.g_upsample, g_condition=cfg.g_condition,
-                       g_down_num=cfg.g_down_num, d_src_depth=cfg.d_src_depth)
+                       g_down_num=cfg.g_down_num, d_src_depth=cfg.d_src_depth, d_scales=cfg.d_scales)
 
 
 TARGET_MODES = ("shuffle", "edit")

@@ -93,6 +93,19 @@ def test_discriminator_reads_real_or_fake_after_fewer_layers_when_asked():
         Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=6, src_depth=7)
 
 
+def test_a_second_real_fake_judge_at_half_resolution():
+    D = Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=6, src_depth=4, scales=2)
+    x = torch.randn(2, 3, 128, 128, requires_grad=True)
+    src, cls = D(x)
+    assert src.shape == (2, 8 * 8 + 4 * 4) and cls.shape == (2, 5)  # both maps, flattened and joined
+    (grad,) = torch.autograd.grad(src.sum(), x)  # what the gradient penalty takes
+    assert grad.shape == x.shape and bool(grad.abs().sum() > 0)
+    one = Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=6, src_depth=4)
+    assert set(D.state_dict()) - set(one.state_dict()) == {k for k in D.state_dict() if k.startswith("coarse.")}
+    with pytest.raises(ValueError, match="scales 3"):
+        Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=6, scales=3)
+
+
 def test_eval_mode_equals_train_mode():
     G = Generator(conv_dim=8, c_dim=5, repeat_num=2)
     x, c = torch.randn(3, 3, 64, 64), torch.rand(3, 5)

@@ -4,6 +4,7 @@ the attention mask's regularisers, D_cls warm-up, and the named presets of train
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -277,6 +278,21 @@ def test_the_study_options_train_end_to_end_over_a_recipe(celeba_dir, tmp_path):
     source = editor.read_labels(faces)
     assert torch.equal(editor.change(faces, {}, source), torch.zeros_like(faces))
     assert float(editor.change(faces, {ATTRS[0]: 1.0, ATTRS[1]: 0.0}, source).abs().max()) > 0
+
+
+def test_the_128_px_line_trains_with_a_finer_and_a_coarser_real_fake_judge(celeba_dir, tmp_path):
+    run_dir = tmp_path / "line"
+    args = ["--recipe", "line128", "--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS),
+            "--celeba-test-size", "4", *TINY, "--d-src-depth", "2", "--d-scales", "2", "--num-iters", "4",
+            "--sample-every", "0", "--checkpoint-every", "0", "--run-dir", str(run_dir)]
+    assert train.main(args) == 0
+    rows = metrics(run_dir)
+    assert all(math.isfinite(r["D/celeba/gp"]) for r in rows if "D/celeba/gp" in r)
+    loaded = load_weights(run_dir / "export")
+    assert (loaded.config.g_down_num, loaded.config.d_src_depth, loaded.config.d_scales) == (3, 2, 2)
+    assert loaded.config.g_head == "residual" and loaded.discriminator.coarse is not None
+    src, _ = loaded.discriminator(_faces(2, 32))
+    assert src.shape == (2, 8 * 8 + 4 * 4)  # 32 px: the 8x8 map after two layers, then the half-size judge's 4x4
 
 
 def test_the_teacher_reads_any_image_size_under_bf16_autocast():
