@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:  # `python demo/app.py` and the Space run this fil
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, RAFD_EXPRESSIONS  # noqa: E402
+from stargan.domains import CELEBA_ATTRIBUTES, HAIR_COLOURS, RAFD_EXPRESSIONS, RELATED_BY_DEFAULT  # noqa: E402
 from stargan.face import DEFAULT_UPSAMPLE, UPSAMPLES, FaceError  # noqa: E402
 from stargan.inference import (  # noqa: E402
     DEFAULT_WEIGHTS,
@@ -276,9 +276,10 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
                                         info="guided: the change follows your photo's edges; bilinear: smooth")
                 strength = gr.Slider(0, MAX_STRENGTH, value=1, step=0.1, label="Edit strength", elem_id="strength",
                                      info="multiplies the change the model makes: above 1 exaggerates a subtle edit")
-                related = gr.Checkbox(True, label="Related attributes follow", elem_id="related",
+                related = gr.Checkbox(RELATED_BY_DEFAULT, label="Related attributes follow", elem_id="related",
                                       info="gender also takes off make-up (to male) or facial hair (to female); a "
-                                           "smile lifts the cheeks and opens the mouth. Sliders you moved stay as set")
+                                           "smile lifts the cheeks and opens the mouth. Stronger, but with more "
+                                           "colour patches. Sliders you moved stay as set")
                 regions = gr.Checkbox(True, label="Keep each edit in its place", elem_id="regions",
                                       info="a hair colour changes the hair, not the skin; no edit tints the background")
                 status = gr.Markdown("", elem_id="status")

@@ -68,7 +68,7 @@ from torch.utils.data import Dataset, Subset
 
 from .data import CelebADataset, DataError, ExpressionDataset
 from .device import autocast, resolve_precision
-from .domains import BINARY, CATEGORICAL, CELEBA_ATTRIBUTES, HAIR_COLOURS, LabelSpace, celeba
+from .domains import BINARY, CATEGORICAL, CELEBA_ATTRIBUTES, HAIR_COLOURS, RELATED_BY_DEFAULT, LabelSpace, celeba
 from .judges import (
     ATTRIBUTE_JUDGE,
     DATA_ROOT,
@@ -232,7 +232,7 @@ def evaluate_model(model: Any, judges: str | Path = DEFAULT_JUDGES,
                    expression_roots: Sequence[Path] = DEFAULT_EXPRESSION_TEST, limit: int | None = 1000,
                    batch_size: int = 64, precision: str = "auto", seed: int = 0, command: str = "",
                    grid_faces: int = 4, rec_limit: int | None = 256, scoring: str = "user",
-                   labels: Sequence[str] | None = None, related: bool = True, regions: bool = True) -> Report:
+                   labels: Sequence[str] | None = None, related: bool = RELATED_BY_DEFAULT, regions: bool = True) -> Report:
     """Translate every held-out face to every target of its dataset (or to the targets in ``labels``) and score
     what ``scoring`` shows (module docstring) with the judges.
 
@@ -439,7 +439,7 @@ def _sample(indices: torch.Tensor, limit: int, gen: torch.Generator) -> torch.Te
 @torch.inference_mode()
 def realism_per_edit(model: Any, judges: str | Path = DEFAULT_JUDGES, celeba_root: Path = DATA_ROOT / "celeba_hq_128",
                      expression_roots: Sequence[Path] = DEFAULT_EXPRESSION_TEST, limit: int = REALISM_FACES,
-                     features: Sequence[str] = (DEFAULT_FEATURES,), related: bool = True, regions: bool = True,
+                     features: Sequence[str] = (DEFAULT_FEATURES,), related: bool = RELATED_BY_DEFAULT, regions: bool = True,
                      precision: str = "auto", seed: int = 0, batch_size: int = 64,
                      edits: Sequence[HeadlineEdit] = HEADLINE_EDITS, keep_images: bool = False) -> dict[str, Any]:
     """Each headline edit's realism (stargan.realism: the share of the gap from real source to real target faces
@@ -575,7 +575,7 @@ def _check_labels(space: LabelSpace, labels: Sequence[str] | None) -> set[str]:
 
 
 def _user_view(editor: Any, shown: torch.Tensor, x: torch.Tensor, source: torch.Tensor, name: str,
-               value: torch.Tensor, related: bool = True, regions: torch.Tensor | None = None) -> torch.Tensor:
+               value: torch.Tensor, related: bool = RELATED_BY_DEFAULT, regions: torch.Tensor | None = None) -> torch.Tensor:
     """What the demo shows for target ``name`` = ``value`` (per face): the shown face plus the editor's change
     (kept to ``regions`` where given), computed at the model's size and upsampled bilinearly to the shown size."""
     change = torch.zeros_like(x)
@@ -715,9 +715,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="user: the face plus G's change as the demo pastes it (default); direct: G's output")
     ev.add_argument("--labels", default=None,
                     help="comma-separated target names to evaluate (default: every name of the model)")
-    ev.add_argument("--related", action=argparse.BooleanOptionalAction, default=True,
-                    help="move the attributes that go with an edit along with it, as the demo does (default); "
-                         "--no-related scores the lone flip")
+    ev.add_argument("--related", action=argparse.BooleanOptionalAction, default=RELATED_BY_DEFAULT,
+                    help="move the attributes that go with an edit along with it (the demo's box; default: as the "
+                         "demo starts, off); --no-related scores the lone flip")
     ev.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
                     help="user scoring: keep each edit to its region as the demo does (a hair colour on the hair, "
                          "nothing on the background; default); --no-regions scores G's change wherever it is")
@@ -737,8 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CelebA-format folder whose test split is used")
     re_.add_argument("--expression-roots", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TEST),
                      help="prepared expression test folders")
-    re_.add_argument("--related", action=argparse.BooleanOptionalAction, default=True,
-                     help="move the attributes that go with an edit along with it, as the demo does (default)")
+    re_.add_argument("--related", action=argparse.BooleanOptionalAction, default=RELATED_BY_DEFAULT,
+                     help="move the attributes that go with an edit along with it (the demo's box; default: as the "
+                          "demo starts, off)")
     re_.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
                      help="keep each edit to its region as the demo does (default)")
     re_.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")

@@ -35,7 +35,7 @@ import torch
 
 from .colour import luminance
 from .device import native_bf16
-from .domains import BINARY, CATEGORICAL, DatasetLabels, LabelSpace
+from .domains import BINARY, CATEGORICAL, RELATED_BY_DEFAULT, DatasetLabels, LabelSpace
 from .face import (
     CELEBA_HQ_128_TEMPLATE,
     DEFAULT_MAX_PIXELS,
@@ -360,7 +360,7 @@ class Editor:
         return by_dataset
 
     def target_values(self, d: DatasetLabels, settings: Mapping[str, float], source: torch.Tensor,
-                      related: bool = True) -> torch.Tensor:
+                      related: bool = RELATED_BY_DEFAULT) -> torch.Tensor:
         """One face's target for dataset ``d`` from its source block values and the names the user set.
 
         Binary: the source with the set names replaced (hair colours stay exclusive) and, with ``related``, the
@@ -392,7 +392,7 @@ class Editor:
 
     def _run(self, x: torch.Tensor, source: torch.Tensor, settings: Mapping[str, float], mode: str,
              caches: Sequence[dict[str, torch.Tensor]] | None = None, strength: float = 1.0,
-             related: bool = True, regions: torch.Tensor | None = None) -> torch.Tensor:
+             related: bool = RELATED_BY_DEFAULT, regions: torch.Tensor | None = None) -> torch.Tensor:
         """The chained passes; returns the edited faces (B, 3, S, S) in [-1, 1]. ``strength`` multiplies each
         pass's change (1 = G's own edit; more exaggerates a subtle one); ``related``: see target_values;
         ``regions`` (B, 2, S, S), stargan.regions: each pass's change is kept to its region (None: anywhere)."""
@@ -440,7 +440,7 @@ class Editor:
 
     def translate(self, faces: torch.Tensor | np.ndarray, settings: Mapping[str, float],
                   source_labels: torch.Tensor | None = None, strength: float = 1.0,
-                  related: bool = True, regions: torch.Tensor | None = None) -> torch.Tensor:
+                  related: bool = RELATED_BY_DEFAULT, regions: torch.Tensor | None = None) -> torch.Tensor:
         """G's translation of aligned faces towards ``settings`` ({name: intensity in [0, 1]}).
 
         ``faces``: (B, 3, S, S) in [-1, 1], or uint8 (B, S, S, 3) / (S, S, 3). ``source_labels``: (B, d_dim) in
@@ -455,7 +455,7 @@ class Editor:
                          regions=regions)
 
     def change(self, faces: torch.Tensor, settings: Mapping[str, float], source_labels: torch.Tensor,
-               strength: float = 1.0, related: bool = True, regions: torch.Tensor | None = None) -> torch.Tensor:
+               strength: float = 1.0, related: bool = RELATED_BY_DEFAULT, regions: torch.Tensor | None = None) -> torch.Tensor:
         """The change the demo pastes for aligned faces (B, 3, S, S) in [-1, 1] with D_cls readings
         ``source_labels``: G(x, c_target) - G(x, c_source) per pass, an expression's as luminance, kept to
         ``regions`` (B, 2, H, H) from ``face_regions`` where given (the demo's default; ``regions_of`` makes
@@ -479,7 +479,7 @@ class Editor:
 
     def edit(self, prepared: PreparedPhoto, settings: Mapping[str, float], face: int | str = 0,
              mode: Mode = "delta", strength: float = 1.0, upsample: Upsample = DEFAULT_UPSAMPLE,
-             related: bool = True, regions: bool = True) -> EditResult:
+             related: bool = RELATED_BY_DEFAULT, regions: bool = True) -> EditResult:
         """Edit one face (index, largest first) or ``"all"`` faces of a prepared photo and paste back.
         ``strength`` (0 to 3) multiplies the change G makes. ``upsample`` brings G's change (mode "delta") to
         the photo's resolution: "guided" along the photo's own edges, or "bilinear" (face.DEFAULT_UPSAMPLE by
@@ -517,6 +517,6 @@ class Editor:
 
     def edit_photo(self, photo: str | Path | bytes | np.ndarray | Any, settings: Mapping[str, float],
                    face: int | str = 0, mode: Mode = "delta", strength: float = 1.0,
-                   upsample: Upsample = DEFAULT_UPSAMPLE, related: bool = True, regions: bool = True) -> EditResult:
+                   upsample: Upsample = DEFAULT_UPSAMPLE, related: bool = RELATED_BY_DEFAULT, regions: bool = True) -> EditResult:
         """prepare() and edit() in one call."""
         return self.edit(self.prepare(photo), settings, face, mode, strength, upsample, related, regions)

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from .domains import RELATED_BY_DEFAULT
 from .face import DEFAULT_UPSAMPLE, Face, FaceDetector, Upsample, align, face_view
 from .inference import Editor, Mode, PreparedFace, PreparedPhoto, to_tensor
 
@@ -202,7 +203,7 @@ class FaceTracker:
         return PreparedPhoto(frame, [face]), redetected
 
     def edit(self, frame: np.ndarray, settings: Mapping[str, float], mode: Mode = "delta", strength: float = 1.0,
-             upsample: Upsample = DEFAULT_UPSAMPLE, related: bool = True, regions: bool = True) -> LiveFrame:
+             upsample: Upsample = DEFAULT_UPSAMPLE, related: bool = RELATED_BY_DEFAULT, regions: bool = True) -> LiveFrame:
         """Follow the face into ``frame`` and edit it as Editor.edit edits a photo's face."""
         t0 = time.perf_counter()
         prepared, redetected = self.prepare(frame)

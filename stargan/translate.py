@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .domains import RELATED_BY_DEFAULT
 from .face import DEFAULT_UPSAMPLE, UPSAMPLES, FaceError
 from .inference import DEFAULT_WEIGHTS, MODES, Editor
 from .weights import WeightsError
@@ -75,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strength", type=float, default=1.0,
                         help="a multiplier on the change G makes, 0 to 3 (default 1: G's own edit). Above 1 "
                              "exaggerates a subtle edit, and its colour errors with it; below 1 a lighter touch")
-    parser.add_argument("--related", action=argparse.BooleanOptionalAction, default=True,
-                        help="move the attributes that go with an edit along with it (default): Male=1 also takes "
-                             "off make-up and jewellery, Male=0 facial hair, Smiling=1 lifts the cheeks and opens the "
-                             "mouth; names you --set stay as set. --no-related changes only the names you set")
+    parser.add_argument("--related", action=argparse.BooleanOptionalAction, default=RELATED_BY_DEFAULT,
+                        help="move the attributes that go with an edit along with it: Male=1 also takes off make-up "
+                             "and jewellery, Male=0 facial hair, Smiling=1 lifts the cheeks and opens the mouth; names "
+                             "you --set stay as set. Off by default: with the shipped model it reads as the target "
+                             "more often but paints colour patches")
     parser.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
                         help="keep each edit to its region (default): a hair colour changes the hair, not the skin, "
                              "and no edit tints the background. --no-regions pastes G's change wherever G makes it")

@@ -132,7 +132,7 @@ def test_live_slider_flow(app, client):
     expected = editor.edit(editor.prepare(ASTRONAUT), {"Blond_Hair": 1.0}, strength=2.0)
     assert np.abs(saved - expected.photo).max() <= 1
     # "Related attributes follow": unticked, a gender edit is the lone flip the library makes with related=False;
-    # ticked (the default), her make-up comes off too, which is a different picture
+    # ticked, her make-up comes off too, which is a different picture
     values = [u["value"] if isinstance(u, dict) else u for u in prepared[5:5 + n]]
     values[demo_app.ALL_NAMES.index("Male")] = 1.0
     saved = {}

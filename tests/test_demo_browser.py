@@ -96,11 +96,11 @@ def test_upload_slider_checkbox(url, tmp_path):
             if os.environ.get("STARGAN_UPDATE_DOCS_SCREENSHOT"):
                 DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
                 shutil.copyfile(shot, DOCS_SCREENSHOT)
-            # a gender edit, then "Related attributes follow" (on by default) unticked: a different picture
+            # a gender edit, then "Related attributes follow" (off by default) ticked: a different picture
             page.locator("#check-Male input[type=checkbox]").click()
             fourth = _wait_change(page, third)
             related = page.locator("#related input[type=checkbox]")
-            assert related.is_checked()
+            assert not related.is_checked()
             related.click()
             fifth = _wait_change(page, fourth)
             assert fifth != fourth

@@ -123,8 +123,9 @@ def test_cli_writes_table_json_grid_and_card(judges, expression_roots, joint_fol
     assert set(evaluation) == {"per_label", "summary", "command", "test_faces", "scoring", "related_attributes",
                                "edit_regions"}
     assert evaluation["edit_regions"] is True  # as the demo shows the edit
-    assert evaluation["scoring"] == "user" and evaluation["related_attributes"] is True
-    assert "Binary targets: with their related attributes" in table
+    # as the demo starts: related attributes off (they paint patches), each edit kept to its region
+    assert evaluation["scoring"] == "user" and evaluation["related_attributes"] is False
+    assert "Binary targets: lone flips" in table
     assert evaluation["per_label"] == result["per_label"]
     assert set(evaluation["summary"]) == {"hair_colour_success", "gender_success", "age_success",
                                           "expression_success_mean", "preservation_mean", "realism_fid_judge"}
