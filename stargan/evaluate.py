@@ -562,6 +562,9 @@ def realism_markdown(realism: dict[str, Any]) -> str:
                     f"{grade(r['gap_closed'], r['success'])} | {r.get('faces_source', '?')} / "
                     f"{r.get('faces_target', '?')} |")
     how = f"Realism: {realism['measure']}, on {realism['features']}." if "measure" in realism else ""
+    if "related_attributes" in realism:
+        how += (f" Edits as the demo makes them with related attributes {'on' if realism['related_attributes'] else 'off'}"
+                f" and each edit {'kept to its region' if realism.get('edit_regions') else 'anywhere'}.")
     return "\n".join(rows + ["", how])
 
 
