@@ -483,14 +483,14 @@ def build_demo(default: Editor, public: bool = False, offered: Sequence[str] = (
         # their ~50 values cost the browser ~100 ms a frame (benchmarks/RESULTS.md, "Live mode").
         controls = [mode, upsample, strength, related, regions] + slider_list
         live_controls = gr.State(None)
+        defaults = tuple(c.value for c in controls)  # until a control changes
         gr.on([c.change for c in controls], lambda *v: v, controls, live_controls, trigger_mode="always_last",
               concurrency_limit=None, show_progress="hidden", api_visibility="undocumented")
 
         def on_frame(frame: np.ndarray | None, live: dict | None, st: dict, current: tuple | None):
             if frame is None:
                 return None, "", live
-            mode_value, upsample_value, strength_value, related_value, regions_value, *values = current or (
-                "delta", DEFAULT_UPSAMPLE, 1.0, True, True, *(0.0 for _ in names))
+            mode_value, upsample_value, strength_value, related_value, regions_value, *values = current or defaults
             editor = editor_of(st or {})
             if live is None or live["tracker"].editor is not editor:
                 live = {"tracker": FaceTracker(editor), "sent": None}
