@@ -734,18 +734,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"real source and target faces per headline edit for realism (default {REALISM_FACES})")
     re_ = sub.add_parser("realism", help="only the headline edits' realism and success (faster than `model`)")
     re_.add_argument("weights", help="a weights folder (config.json + model.safetensors) or a Hub repo id")
-    re_.add_argument("--judges", type=Path, default=DEFAULT_JUDGES, help="folder holding the judges")
+    re_.add_argument("--judges", type=Path, default=DEFAULT_JUDGES,
+                     help="folder holding attributes.* and expressions.* (default: benchmarks/judges)")
     re_.add_argument("--limit", type=int, default=REALISM_FACES, help="real faces per set (S and T) and edit")
     re_.add_argument("--celeba", type=Path, default=DATA_ROOT / "celeba_hq_128",
                      help="CelebA-format folder whose test split is used")
     re_.add_argument("--expression-roots", type=Path, nargs="+", default=list(DEFAULT_EXPRESSION_TEST),
-                     help="prepared expression test folders")
+                     help="prepared expression test folders whose neutral, happy and surprised faces are used")
     re_.add_argument("--related", action=argparse.BooleanOptionalAction, default=RELATED_BY_DEFAULT,
                      help="move the attributes that go with an edit along with it (the demo's box; default: as the "
                           "demo starts, off)")
     re_.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
                      help="keep each edit to its region as the demo does (default)")
-    re_.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    re_.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                     help="auto: bf16 autocast where the CPU computes bf16 natively, else fp32")
     re_.add_argument("--seed", type=int, default=0, help="seed of the face samples (keep it to compare models)")
     re_.add_argument("--out", type=Path, default=None,
                      help="JSON file to write (default: benchmarks/evaluations/<weights folder name>/realism.json)")
