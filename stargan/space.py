@@ -38,9 +38,10 @@ WEIGHTS = DEFAULT_WEIGHTS.relative_to(ROOT).as_posix()
 # What the Space needs, as glob patterns relative to the project root; each must match at least one file.
 SPACE_FILES = ("README.md", "requirements.txt", "demo/app.py", "demo/examples/*.png", "stargan/*.py",
                *(f"{WEIGHTS}/{name}" for name in (CONFIG_FILE, GENERATOR_FILE, DISCRIMINATOR_FILE, CARD_FILE)))
-OPTIONAL_FILES = (f"{WEIGHTS}/{SAMPLE_GRID_FILE}",)  # shown by the weights' model card when present
+# Shown by the weights' model card and by the Space's own card (the README's live-mode picture) when present.
+OPTIONAL_FILES = (f"{WEIGHTS}/{SAMPLE_GRID_FILE}", "docs/live.png")
 # Folders the Space owns: a file there that this push does not upload (say a module since removed) is deleted.
-MANAGED_FOLDERS = ("demo/", "stargan/", "weights/")
+MANAGED_FOLDERS = ("demo/", "stargan/", "weights/", "docs/")
 
 
 class SpaceError(ValueError):

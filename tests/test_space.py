@@ -29,7 +29,7 @@ WEIGHTS_FILES = ["README.md", "config.json", "discriminator.safetensors", "model
 
 def expected_files() -> list[str]:
     """What a Space needs, listed independently of stargan.space's patterns."""
-    return sorted(["README.md", "requirements.txt", "demo/app.py", "demo/examples/astronaut.png",
+    return sorted(["README.md", "requirements.txt", "demo/app.py", "demo/examples/astronaut.png", "docs/live.png",
                    *(f"stargan/{p.name}" for p in (ROOT / "stargan").glob("*.py")),
                    *(f"weights/stargan-studio/{name}" for name in WEIGHTS_FILES)])
 
@@ -100,7 +100,8 @@ def test_dry_run_lists_exactly_what_the_space_needs(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out.splitlines()
     listed = [line.split()[-1] for line in out[:-1]]
     assert listed == expected_files()
-    assert not any(p.startswith(("tests/", "benchmarks/", "runs/", "docs/")) or p == "train.py" for p in listed)
+    assert not any(p.startswith(("tests/", "benchmarks/", "runs/")) or p == "train.py" for p in listed)
+    assert [p for p in listed if p.startswith("docs/")] == ["docs/live.png"]  # the README's picture, nothing more
     total = sum((ROOT / p).stat().st_size for p in listed)
     assert out[-1].startswith(f"{len(listed)} files, {total / 1e6:.1f} MB would be uploaded"), out[-1]
 
