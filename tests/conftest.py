@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
+import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+@contextlib.contextmanager
+def served_demo() -> Iterator[tuple[str, object]]:
+    """The demo on the shipped weights, served on a free loopback port for a browser test: (url, the Blocks).
+    Skips with the reason when the weights, Debian's Chromium or Playwright are missing."""
+    from stargan.inference import DEFAULT_WEIGHTS
+
+    if not (DEFAULT_WEIGHTS / "config.json").is_file():
+        pytest.skip(f"the shipped model is not at {DEFAULT_WEIGHTS}: train one and copy its export folder there")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install the Debian package (apt-get install chromium) or set CHROMIUM")
+    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    sys.path.insert(0, str(PROJECT_ROOT / "demo"))
+    import app as demo_app
+
+    demo = demo_app.create(DEFAULT_WEIGHTS)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", demo
+    finally:
+        demo.close()
 
 
 def png_header(width: int, height: int) -> bytes:

@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from stargan.inference import DEFAULT_WEIGHTS
-
-from conftest import free_port
+from conftest import CHROMIUM, CHROMIUM_ARGS, served_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = ROOT / "demo" / "examples" / "astronaut.png"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 DOCS_SCREENSHOT = ROOT / "docs" / "demo.png"
 
 
 @pytest.fixture(scope="module")
 def url():
-    if not (DEFAULT_WEIGHTS / "config.json").is_file():
-        pytest.skip(f"the shipped model is not at {DEFAULT_WEIGHTS}: train one and copy its export folder there")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install the Debian package (apt-get install chromium) or set CHROMIUM")
-    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    sys.path.insert(0, str(ROOT / "demo"))
-    import app as demo_app
-
-    demo = demo_app.create(DEFAULT_WEIGHTS)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with served_demo() as (page_url, _):
+        yield page_url
 
 
 def _output_src(page) -> str | None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,15 +12,11 @@ import numpy as np
 import pytest
 from test_live import PHOTO, face_share, moving_clip
 
-from stargan.inference import DEFAULT_WEIGHTS
-
-from conftest import data_path
+from conftest import CHROMIUM, data_path, served_demo
+from conftest import CHROMIUM_ARGS as BROWSER_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+CHROMIUM_ARGS = [*BROWSER_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 DOCS_SCREENSHOT = ROOT / "docs" / "live.png"
 
 
@@ -37,21 +31,8 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
 
 @pytest.fixture(scope="module")
 def page_url():
-    if not (DEFAULT_WEIGHTS / "config.json").is_file():
-        pytest.skip(f"the shipped model is not at {DEFAULT_WEIGHTS}")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install the Debian package (apt-get install chromium) or set CHROMIUM")
-    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    sys.path.insert(0, str(ROOT / "demo"))
-    import app as demo_app
-
-    demo = demo_app.create(DEFAULT_WEIGHTS)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", demo
-    demo.close()
+    with served_demo() as served:
+        yield served
 
 
 def test_live_mode_edits_the_camera(page_url, tmp_path):
