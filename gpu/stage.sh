@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage this working tree for one call to a lent GPU machine (gpu/README.md), and put it back afterwards.
 #
-#   bash gpu/stage.sh init [FOLDER]   # the weights folder to continue (default weights/stargan-studio-next)
+#   bash gpu/stage.sh init [FOLDER]   # the weights folder to continue (default weights/stargan-studio-128)
 #   bash gpu/stage.sh pack            # the training data (gpu_carry/gpu_pack.tgz)
 #   bash gpu/stage.sh restore         # everything back as git has it
 #
@@ -24,7 +24,7 @@ out_of_index() {  # our lines sit in a marked block of the exclude file, so rest
 mkdir -p gpu_carry "$ASIDE"
 case "${1:-}" in
   init)
-    folder=${2:-weights/stargan-studio-next}
+    folder=${2:-weights/stargan-studio-128}
     [ -f "$folder/config.json" ] || { echo "no weights folder at $folder" >&2; exit 2; }
     out_of_index
     [ ! -f gpu_carry/gpu_pack.tgz ] || mv gpu_carry/gpu_pack.tgz "$ASIDE/"

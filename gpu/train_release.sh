@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One lent-GPU session's training of the release line: two recipes at paper width and 128 px, side by side on one GPU,
+# One lent-GPU session's training of the 128 px line: two recipes side by side on one GPU,
 # for TRAIN_S seconds of training together; see gpu/README.md. Run from the repo root with the data packed
 # into gpu_pack/ (gpu/pack_data.py). Results go to $OUT (the device tool's return folder) or ./gpu_out.
 #
@@ -9,7 +9,7 @@
 # A first leg of CAL_S seconds measures each run's speed with both running; the second leg resumes each run
 # with a schedule (--num-iters, its linear decay over the second half) sized to end at TRAIN_S.
 # INIT=FOLDER starts the runs from a weights folder (G, D and G's average; fresh optimisers); its G and D must
-# match the recipe (the release line: RECIPES=resize_identity INIT=... continues weights/stargan-studio-next).
+# match the recipe (RECIPES=line128 INIT=... continues weights/stargan-studio-128).
 # RECIPES="a b" runs only those of the recipes below (default: all).
 # A CPU rehearsal: DEVICE=cpu LOG_EVERY=1 EXTRA='--g-conv-dim 8 --d-conv-dim 8' bash gpu/train_release.sh 60
 set -uo pipefail
@@ -25,15 +25,15 @@ mkdir -p "$OUT" runs
 LOG="runs/gpu_session.log"
 
 DATA="--celeba-dir gpu_pack/celeba --expression-dir gpu_pack/expressions0 --expression-dir gpu_pack/expressions1"
-# The study's winning recipe (cpu: WGAN-GP, n_critic 2, penalty every 2nd D step, frozen teacher) at paper
-# width and 128 px; D at width 32 so that G and D come back in fp16 inside the tool's 64 MiB (paper D: 45M).
-COMMON="--recipe cpu $DATA --image-size 128 --g-conv-dim 64 --g-repeat-num 6 --d-conv-dim 32 --d-repeat-num 6
-  --precision bf16 --device ${DEVICE:-cuda} --lambda-teacher 10 --lambda-colour-noise 100 --colour-noise-sigma 4
+# The 128 px line (recipes.py, line128: G 32/4 with its blocks at 16x16, residual head, D 32/5 with an 8x8
+# real/fake map, the paper's losses), the line every session advances; on a GPU in bf16 with a larger batch.
+COMMON="--recipe line128 $DATA --precision bf16 --device ${DEVICE:-cuda}
   --num-workers ${WORKERS:-6} --log-every ${LOG_EVERY:-20} --sample-every 0 --checkpoint-every 100000 --keep-checkpoints 1
   ${INIT:+--init-from $INIT} ${EXTRA:-}"
+# The line, and beside it the same with a second real/fake judge at half resolution (the candidate to race).
 declare -A RECIPE=(
-  [deconv]="--seed 31"
-  [resize_identity]="--g-upsample resize --lambda-identity 10 --seed 32"
+  [line128]="--seed 31"
+  [line128_ms]="--d-scales 2 --seed 32"
 )
 read -r -a NAMES <<< "${RECIPES:-${!RECIPE[*]}}"
 for name in "${NAMES[@]}"; do
@@ -92,11 +92,10 @@ for name in "${NAMES[@]}"; do
 done
 date -u >> "$LOG"
 # The tool brings back 8 files of at most 16 MiB: weights in 15 MiB parts, everything small in one tar.
-for name in "${NAMES[@]}"; do
+for name in "${NAMES[@]}"; do  # the line's G and D in fp16 are 12 + 6 MB: every run's come back
   split -b 15M "runs/packed_$name/model.safetensors" "$OUT/$name.model.part"
+  split -b 15M "runs/packed_$name/discriminator.safetensors" "$OUT/$name.discriminator.part"
 done
-first=${BRING_D:-${NAMES[-1]}}  # the other D comes back in a second, short call
-split -b 15M "runs/packed_$first/discriminator.safetensors" "$OUT/$first.discriminator.part"
 (cd runs && sha256sum packed_*/*.safetensors > packed_sha256.txt)
 tar -czf "$OUT/small.tgz" --exclude='*.safetensors' runs/packed_* runs/packed_sha256.txt runs/gpu_*.log \
   runs/gpu_*/metrics.jsonl runs/gpu_*/options.json "$LOG"
