@@ -27,8 +27,8 @@ def repo(tmp_path: Path) -> Path:
     (repo / "gpu").mkdir(parents=True)
     shutil.copy(ROOT / "gpu" / "stage.sh", repo / "gpu" / "stage.sh")
     shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
-    files = {"weights/stargan-studio-next/config.json": "{}", "weights/stargan-studio-next/model.safetensors": "G",
-             "weights/stargan-studio-next/README.md": "card", "benchmarks/judges/attributes.safetensors": "J",
+    files = {"weights/stargan-studio-128/config.json": "{}", "weights/stargan-studio-128/model.safetensors": "G",
+             "weights/stargan-studio-128/README.md": "card", "benchmarks/judges/attributes.safetensors": "J",
              "benchmarks/curve.png": "png", "stargan/trainer.py": "code", "docs/sheet.jpg": "jpg"}
     for name, text in files.items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def test_each_call_gets_its_carry_without_the_large_files_and_restore_puts_every
 
     assert _stage(repo, "restore").returncode == 0
     assert _git(repo, "status", "--porcelain", "--untracked-files=all") == ""
-    assert "weights/stargan-studio-next/model.safetensors" in _git(repo, "ls-files")
+    assert "weights/stargan-studio-128/model.safetensors" in _git(repo, "ls-files")
     assert (repo / ".git" / "info" / "exclude").read_text() == "my-own-pattern\n"
 
 
