@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from live_speed import BROWSER_ARGS, DATA, camera_frames, counter_camera, shown_in_browser  # noqa: E402
+from live_speed import DATA, camera_frames, counter_camera, open_with_camera, shown_in_browser  # noqa: E402
 
 from stargan.inference import Editor  # noqa: E402
 from stargan.live import FaceTracker  # noqa: E402
@@ -57,16 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                    concurrency_limit=1)
     camera = Path(tempfile.mkdtemp(prefix="live-fastrtc-")) / "camera.y4m"
     n_frames = counter_camera(camera_frames(DATA / "deepface_img2.jpg"), camera)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                         args=[*BROWSER_ARGS, f"--use-file-for-fake-video-capture={camera}"])
-            page = browser.new_page(viewport={"width": 1200, "height": 1400})
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            browser, page = open_with_camera(pw, demo, camera, {"width": 1200, "height": 1400})
             time.sleep(5.0)
             # the Record button sits under Gradio's footer in a headless window: click it from the page
             page.locator("#rtc button:visible", has_text="Record").evaluate("b => b.click()")

@@ -152,11 +152,26 @@ def shown_in_browser(page, selector: str, seconds: float, n_frames: int) -> dict
             "latency_p95_ms": round(behind[int(0.95 * (len(behind) - 1))]), "samples": len(samples)}
 
 
+def open_with_camera(pw, demo, camera: Path, viewport: dict[str, int]):
+    """Serve ``demo`` on a free loopback port and open it in headless Chromium whose fake camera plays ``camera``
+    (a y4m file): (browser, page). The caller closes both."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                 args=[*BROWSER_ARGS, f"--use-file-for-fake-video-capture={camera}"])
+    page = browser.new_page(viewport=viewport)
+    page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+    return browser, page
+
+
 def through_the_page(frames: list[bytes], seconds: float) -> dict:
     """The page (demo/app.py, in this process) in headless Chromium whose fake camera plays ``frames`` with their
     numbers drawn in: Blond_Hair moved to 1, then the frames edited a second on the server and, in the browser,
     the latency from a frame's capture to its edited picture on the screen."""
-    import socket
     import tempfile
 
     from playwright.sync_api import sync_playwright
@@ -177,16 +192,9 @@ def through_the_page(frames: list[bytes], seconds: float) -> dict:
     camera = Path(tempfile.mkdtemp(prefix="live-speed-")) / "camera.y4m"
     n_frames = counter_camera(frames, camera)
     demo = demo_app.create()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                         args=[*BROWSER_ARGS, f"--use-file-for-fake-video-capture={camera}"])
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            browser, page = open_with_camera(pw, demo, camera, {"width": 1500, "height": 1100})
             page.locator("#live-camera button:visible", has_text="Webcam").click(timeout=60_000)
             page.locator("#live-camera button:visible", has_text="Record").click()
             page.locator("#slider-Blond_Hair input[type=range]").fill("1")
