@@ -757,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .weights import WeightsError
+    from .weights import WeightsError, load_weights
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -787,14 +787,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 update_card(args.weights, {**(provenance.get("evaluation") or {}), "realism": realism})
                 print(f"updated {Path(args.weights) / 'config.json'} and README.md")
         else:
-            report = evaluate_model(args.weights, args.judges, args.celeba, args.expression_roots, args.limit,
+            model = load_weights(args.weights)  # once, for both the judges' scores and realism
+            report = evaluate_model(model, args.judges, args.celeba, args.expression_roots, args.limit,
                                     args.batch_size, args.precision, args.seed, command=_command(),
                                     rec_limit=args.rec_limit, scoring=args.scoring,
                                     labels=[n.strip() for n in args.labels.split(",")] if args.labels else None,
                                     related=args.related, regions=args.regions)
             if args.realism and args.scoring == "user":
                 report.evaluation["realism"] = realism_per_edit(
-                    args.weights, args.judges, args.celeba, args.expression_roots, args.realism_limit,
+                    model, args.judges, args.celeba, args.expression_roots, args.realism_limit,
                     related=args.related, regions=args.regions, precision=args.precision, seed=args.seed,
                     edits=[e for e in HEADLINE_EDITS if not args.labels or e.name in args.labels.split(",")])
             out = args.out or PROJECT_ROOT / "benchmarks" / "evaluations" / Path(report.details["model"]).name
