@@ -29,11 +29,11 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stargan.evaluate import HEADLINE_EDITS, grade, realism_per_edit  # noqa: E402
+from stargan.evaluate import HEADLINE_EDITS, realism_per_edit  # noqa: E402
 from stargan.face import FaceError  # noqa: E402
 from stargan.inference import Editor, to_uint8  # noqa: E402
 from stargan.judges import DATA_ROOT  # noqa: E402
-from stargan.realism import rank_correlation  # noqa: E402
+from stargan.realism import grade, rank_correlation  # noqa: E402
 
 EYE = ROOT / "benchmarks" / "eye"
 SHEETS = ROOT / "docs" / "eye"

@@ -85,7 +85,7 @@ from .judges import (
     load_judge,
     train_judges,
 )
-from .realism import DEFAULT_FEATURES, FEATURE_SETS, MIN_FACES, gap_closed, judge_features
+from .realism import DEFAULT_FEATURES, FEATURE_SETS, MIN_FACES, gap_closed, grade, judge_features
 
 log = logging.getLogger(__name__)
 
@@ -537,20 +537,6 @@ def realism_per_edit(model: Any, judges: str | Path = DEFAULT_JUDGES, celeba_roo
     if keep_images:
         out["images"] = images
     return out
-
-
-GRADES = ("works well", "subtle", "experimental: often colour patches")
-
-
-def grade(gap: float, success: float) -> str:
-    """A plain word for an edit from both measures: it reads as the target and comes close to real target faces
-    (works well), it moves the face towards real target faces without getting there (subtle), or it takes the
-    face further from real faces of the target than it was (experimental: what people see as patches)."""
-    if gap >= 0.5 and success >= 0.5:
-        return GRADES[0]
-    if gap > 0.0:
-        return GRADES[1]
-    return GRADES[2]
 
 
 def realism_markdown(realism: dict[str, Any]) -> str:

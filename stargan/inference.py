@@ -235,11 +235,11 @@ class Editor:
         return self._detector
 
     def grades(self) -> dict[str, tuple[str, str]]:
-        """A plain grade per label name from the model card's realism measurement (stargan.evaluate.grade), with
+        """A plain grade per label name from the model card's realism measurement (stargan.realism.grade), with
         the numbers behind it: {name: (grade, "to male: realism +0.35 of the gap, success 86%; ...")}. A name
         edited both ways (Male: to male and to female) takes the worse of its grades. Names not measured are
         absent: the page shows them without a grade rather than with a number that does not mean 'it works'."""
-        from .evaluate import GRADES, grade
+        from .realism import GRADES, grade
 
         per_edit = (((self.model.provenance.get("evaluation") or {}).get("realism") or {}).get("per_edit") or {})
         out: dict[str, tuple[str, str]] = {}

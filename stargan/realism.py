@@ -177,3 +177,17 @@ def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denom = float(ra.norm() * rb.norm())
     return float((ra * rb).sum()) / denom if denom else 0.0
+
+
+GRADES = ("works well", "subtle", "experimental: often colour patches")
+
+
+def grade(gap: float, success: float) -> str:
+    """A plain word for an edit from both measures: it reads as the target and comes close to real target faces
+    (works well), it moves the face towards real target faces without getting there (subtle), or it takes the
+    face further from real faces of the target than it was (experimental: what people see as patches)."""
+    if gap >= 0.5 and success >= 0.5:
+        return GRADES[0]
+    if gap > 0.0:
+        return GRADES[1]
+    return GRADES[2]

@@ -13,7 +13,7 @@ from stargan import evaluate as ev
 from stargan import realism
 from stargan.config import ModelConfig
 from stargan.domains import CELEBA_ATTRIBUTES, LabelSpace, celeba, expressions
-from stargan.evaluate import HEADLINE_EDITS, edit_sets, grade, load_test_faces
+from stargan.evaluate import HEADLINE_EDITS, edit_sets, load_test_faces
 from stargan.judges import ATTRIBUTE_JUDGE, DEFAULT_JUDGES, EvaluationError, load_judge
 from stargan.models import build_discriminator, build_generator
 from stargan.weights import save_weights
@@ -76,9 +76,9 @@ def test_rank_correlation_and_grades():
     assert realism.rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert realism.rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert realism.rank_correlation([0, 0, 1, 1], [0.1, 0.2, 0.5, 0.9]) == pytest.approx(0.894, abs=1e-3)
-    assert grade(0.8, 0.7) == "works well"
-    assert grade(0.8, 0.2) == grade(0.3, 0.9) == "subtle"
-    assert grade(-0.4, 0.9).startswith("experimental")
+    assert realism.grade(0.8, 0.7) == "works well"
+    assert realism.grade(0.8, 0.2) == realism.grade(0.3, 0.9) == "subtle"
+    assert realism.grade(-0.4, 0.9).startswith("experimental")
 
 
 @pytest.fixture()
