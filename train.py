@@ -98,6 +98,11 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
     "lambda_identity": ("recipe", "weight of the identity loss |G(x, c_org) - x| (CycleGAN's): G asked for a face's "
                                   "own labels returns that face, so the change the demo pastes is not the "
                                   "difference of two blurred faces; 0 = off (the paper)"),
+    "distill_from": ("recipe", "a trained G's weights folder (any image size, the same labels) whose edits G copies "
+                               "at first: L1 to the reference's change, G(x, c_trg) - G(x, c_org) at its size, "
+                               "upsampled onto the face (a distillation warm start)"),
+    "lambda_distill": ("recipe", "with --distill-from: weight of the L1 between G's output and the reference's edit"),
+    "distill_steps": ("recipe", "with --distill-from: the steps the copying lasts; 0 = the whole run"),
     "hair_outside_face": ("recipe", "D_cls and the teacher read G's hair colours from G's change outside the face "
                                     "core only (as the demo's edit regions show it), so a tinted face earns no "
                                     "hair colour"),

@@ -110,6 +110,9 @@ class TrainConfig:
     colour_noise_sigma: float = 2.0  # chroma finer than this Gaussian blur (pixels at image_size) counts as noise
     colour_noise_where: str = "image"  # image: everywhere | skin: the face core less eyes and mouth (stargan.regions)
     lambda_identity: float = 0.0  # weight of |G(x, c_org) - x|: G returns a face asked for its own labels
+    distill_from: str | None = None  # a trained G's weights folder whose edits G copies at first (stargan.distill)
+    lambda_distill: float = 10.0  # weight of the L1 between G's output and the reference's edit
+    distill_steps: int = 0  # steps the copying lasts (0: the whole run)
     hair_outside_face: bool = False  # D_cls and the teacher read G's hair colours with the face core kept as it was
     # optimisation
     batch_size: int = 16

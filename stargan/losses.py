@@ -152,7 +152,8 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
            hair_view: tuple[torch.Tensor, list[int]] | None = None,
            lambda_colour_noise: float = 0.0, colour_noise_sigma: float = 2.0,
            colour_noise_where: torch.Tensor | None = None,
-           lambda_identity: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           lambda_identity: float = 0.0, distill_target: torch.Tensor | None = None,
+           lambda_distill: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_G = L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec, with G's labels ``c_org``/``c_trg`` and the
     target's dataset values ``trg_values`` for the classification term; plus, when their weights are set, the
     attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss.
@@ -168,7 +169,10 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
     ``lambda_identity``: weight of the L1 between G(x, c_org) and x (CycleGAN's identity loss): asked for the
     labels a face already has, G must return that face. Without it G(x, c_org) is a blurred, checkered, generic
     face, and the change the demo pastes is the difference of two such faces (benchmarks/HISTORY.md, "G's own
-    pictures, an identity loss, and the fifth stage shipped")."""
+    pictures, an identity loss, and the fifth stage shipped").
+
+    ``distill_target``: a reference G's edit of the same faces for the same targets (stargan.distill); with
+    ``lambda_distill`` the L1 between G's output and it joins the loss."""
     use_mask = lambda_mask > 0 or lambda_mask_tv > 0
     n = real.size(0)
     masked = {"with_mask": True} if use_mask else {}
@@ -207,6 +211,9 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
     if lambda_identity > 0:
         terms["identity"] = reconstruction(real, same)
         total = total + lambda_identity * terms["identity"]
+    if distill_target is not None and lambda_distill > 0:
+        terms["distill"] = reconstruction(distill_target, fake)
+        total = total + lambda_distill * terms["distill"]
     if teacher is not None and lambda_teacher > 0:
         logits = teacher(seen)
         if hair_view is not None:

@@ -136,6 +136,11 @@ def check_options(cfg: TrainConfig) -> None:
                                          or cfg.colour_noise_sigma != defaults.colour_noise_sigma):
         raise ValueError("--colour-noise-sigma/--colour-noise-where shape the colour-noise penalty; set its weight "
                          "with --lambda-colour-noise")
+    if cfg.distill_steps < 0:
+        raise ValueError(f"--distill-steps {cfg.distill_steps}: 0 (the whole run) or more")
+    if not cfg.distill_from and (cfg.distill_steps or cfg.lambda_distill != TrainConfig.lambda_distill):
+        raise ValueError("--lambda-distill/--distill-steps shape the copying of a reference G's edits; name the "
+                         "reference with --distill-from")
     if cfg.hair_outside_face and not (cfg.celeba_dir and set(cfg.celeba_attrs) & set(HAIR_COLOURS)):
         raise ValueError("--hair-outside-face needs --celeba-dir and at least one hair colour in --celeba-attrs")
 
@@ -189,6 +194,11 @@ class Trainer:
             teacher = load_teacher(cfg.teacher)
             self.teachers = {d.name: BlockTeacher(teacher, d.names).to(self.device)
                              for d in self.labels.datasets if d.kind == BINARY}
+        self.reference = None  # a trained G whose edits this G copies at first (stargan.distill)
+        if cfg.distill_from:
+            from .distill import load_reference
+
+            self.reference = load_reference(cfg.distill_from, self.labels, self.device)
         self.hair_views: dict[str, tuple[torch.Tensor, list[int]]] = {}  # by dataset: see losses.g_loss
         if cfg.hair_outside_face:
             where = 1.0 - self._template_map(regions.face_core)
@@ -375,16 +385,19 @@ class Trainer:
         if not warming_up and self.is_g_step():
             # The demo pastes an expression's change as luminance only: its chroma never shows, so no penalty.
             colour_noise_weight = 0.0 if labels.dataset(name).kind == CATEGORICAL else cfg.lambda_colour_noise
+            distilling = self.reference is not None and (not cfg.distill_steps or self.step < cfg.distill_steps)
             # G step: D frozen, so no gradients for D's weights are computed at all.
             self.D.requires_grad_(False)
             with autocast(self.device, self.precision):
+                distill_target = self.reference.target(x, c_trg, c_org) if distilling else None
                 loss, terms = g_loss(self.G_train, self.D, x, c_org, c_trg, trg_values, labels, name, cfg.adv_loss,
                                      cfg.lambda_cls, cfg.lambda_rec, cfg.lambda_mask, cfg.lambda_mask_tv,
                                      self.teachers.get(name), cfg.lambda_teacher, augment=d_view,
                                      hair_view=self.hair_views.get(name), lambda_colour_noise=colour_noise_weight,
                                      colour_noise_sigma=cfg.colour_noise_sigma,
                                      colour_noise_where=self.colour_noise_where,
-                                     lambda_identity=cfg.lambda_identity)
+                                     lambda_identity=cfg.lambda_identity, distill_target=distill_target,
+                                     lambda_distill=cfg.lambda_distill)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt_g)

@@ -276,3 +276,45 @@ def test_dry_run_prints_parameter_counts(celeba_dir, capsys):
     assert train.main(["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "parameters: G" in out and '"batch_size": 16' in out
+
+
+def test_distill_from_copies_a_reference_gs_edits(celeba_dir, tmp_path):
+    from stargan.distill import load_reference
+    from stargan.trainer import build_label_space
+    from stargan.weights import load_weights
+
+    data = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY,
+            "--sample-every", "0"]
+    run([*data, "--num-iters", "3", "--run-dir", str(tmp_path / "reference")])
+    folder = tmp_path / "reference" / "export"
+    reference = load_weights(folder)
+    # the target is the reference's change, made at its size and upsampled onto the bigger face
+    labels = build_label_space(TrainConfig(celeba_dir=str(celeba_dir), celeba_attrs=ATTRS))
+    ref = load_reference(folder, labels, torch.device("cpu"))
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    c_org, c_trg = torch.tensor([[1.0, 0, 1], [0, 1, 0]]), torch.tensor([[0.0, 1, 1], [0, 1, 0]])
+    target = ref.target(x, c_trg, c_org)
+    small = torch.nn.functional.interpolate(x, size=(32, 32), mode="area")
+    with torch.no_grad():
+        change = reference.generator(small, c_trg) - reference.generator(small, c_org)
+    up = torch.nn.functional.interpolate(change, size=(64, 64), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(target, (x + up).clamp(-1, 1))
+    torch.testing.assert_close(target[1], x[1])  # no change asked: the face itself
+    assert (target[0] - x[0]).abs().mean() > 1e-3
+
+    # a 64 px run copies it: a large weight for the first steps, then the paper's losses alone
+    run([*data, "--image-size", "64", "--d-repeat-num", "4", "--num-iters", "8", "--distill-from", str(folder),
+         "--lambda-distill", "100", "--distill-steps", "6", "--g-lr", "1e-3", "--run-dir", str(tmp_path / "student")])
+    rows = metrics(tmp_path / "student")
+    copied = [r["G/celeba/distill"] for r in rows if "G/celeba/distill" in r]
+    assert len(copied) == 3 and copied[-1] < copied[0]  # G steps 2, 4, 6 of 8 (n_critic 2); none after step 6
+    assert "G/celeba/distill" not in rows[-1]
+    provenance = load_weights(tmp_path / "student" / "export").provenance
+    assert provenance["train_config"]["distill_from"] == str(folder)
+
+    with pytest.raises(ValueError, match="distill-from"):
+        run([*data, "--num-iters", "1", "--distill-steps", "5", "--run-dir", str(tmp_path / "no_reference")])
+    other_labels = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", "Male,Black_Hair", "--celeba-test-size", "4",
+                    *TINY]
+    with pytest.raises(ValueError, match="labels"):
+        run([*other_labels, "--num-iters", "1", "--distill-from", str(folder), "--run-dir", str(tmp_path / "other")])
