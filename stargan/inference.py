@@ -348,7 +348,8 @@ class Editor:
         return PreparedPhoto(image, prepared)
 
     # ---- targets -----------------------------------------------------------------------------------------------
-    def _split(self, settings: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    def check_settings(self, settings: Mapping[str, float]) -> dict[str, dict[str, float]]:
+        """The settings grouped by dataset; an unknown name or a value outside [0, 1] raises (KeyError, ValueError)."""
         by_dataset: dict[str, dict[str, float]] = {}
         for name, value in settings.items():
             if name not in self.names:
@@ -401,7 +402,7 @@ class Editor:
         strength = float(strength)
         if not 0.0 <= strength <= MAX_STRENGTH:  # also refuses NaN
             raise ValueError(f"strength {strength}: use a value from 0 to {MAX_STRENGTH:g} (1 = the model's own edit)")
-        by_dataset = self._split(settings)
+        by_dataset = self.check_settings(settings)
         current = x.clone()
         first = True
         for d in _dataset_order(self.space):

@@ -168,7 +168,7 @@ def edit_video(editor: Editor, source: Path, out: Path, settings: dict[str, floa
         raise ValueError(f"--out {out}: write the video as {' or '.join(sorted(VIDEO_CODECS))}")
     if not source.is_file():
         raise FileNotFoundError(f"no such video file: {source}")
-    editor._split(settings)  # unknown names and bad values fail before any frame is read
+    editor.check_settings(settings)  # unknown names and bad values fail before any frame is read
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
         raise ValueError(f"{source}: OpenCV cannot read this video")

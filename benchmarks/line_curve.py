@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""The 128 px line's curve: each headline edit's realism (and success) against the CPU hours its weights cost.
+
+    python benchmarks/line_curve.py score RUN_NAME WEIGHTS_FOLDER... [--limit 150]
+    python benchmarks/line_curve.py plot [--out benchmarks/line_curve.png]
+
+``score`` measures weights folders (snapshots of a run's exports) with ``stargan.evaluate.realism_per_edit`` on the
+same seeded held-out faces and adds them, by run name and step, to ``benchmarks/line_curve.json``. The CPU hours
+of a folder are its own run's and every run it was initialised from (the weights' provenance), so a fine-tune
+continues its parent's curve. ``plot`` draws one panel per edit group (gender, age, smile, glasses, hair), one
+line per run, and a dashed line at the shipped model's value where the JSON has it (run name "shipped").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CURVE = ROOT / "benchmarks" / "line_curve.json"
+
+PANELS = (("to male", "to_male"), ("to female", "to_female"), ("younger", "younger"), ("older", "older"),
+          ("smile", "smile_on"), ("no smile", "smile_off"), ("glasses on", "glasses_on"),
+          ("hair colours (mean of 4)", ("to_black", "to_blond", "to_brown", "to_gray")))
+
+
+def cpu_hours(provenance: dict) -> float:
+    """CPU hours of this run and of every run it was initialised from (0 where the shipped model has none)."""
+    total, stage = 0.0, provenance
+    while stage:
+        total += stage.get("cpu_time_s", 0.0) or 0.0
+        stage = stage.get("initialised_from")
+    return total / 3600
+
+
+def load_curve(path: Path = CURVE) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {"points": []}
+
+
+def score(run: str, folders: list[Path], limit: int, path: Path = CURVE) -> None:
+    from stargan.evaluate import realism_per_edit
+    from stargan.weights import read_config
+
+    curve = load_curve(path)
+    for folder in folders:
+        provenance = read_config(folder / "config.json")[2]
+        realism = realism_per_edit(str(folder), limit=limit)
+        point = {"run": run, "folder": str(folder), "step": provenance.get("steps"),
+                 "cpu_hours": round(cpu_hours(provenance), 3), "faces_per_set": realism["faces_per_set"],
+                 "edits": {k: {"realism": v["gap_closed"], "low": v["low"], "high": v["high"],
+                               "success": v["success"]} for k, v in realism["per_edit"].items()}}
+        curve["points"] = [p for p in curve["points"] if (p["run"], p["step"]) != (run, point["step"])] + [point]
+        path.write_text(json.dumps(curve, indent=1) + "\n")
+        print(f"{run} step {point['step']} ({point['cpu_hours']:.2f} CPU h): " + ", ".join(
+            f"{k} {v['realism']:+.2f}/{v['success']:.0%}" for k, v in point["edits"].items()), flush=True)
+
+
+def value(point: dict, keys, field: str = "realism") -> float:
+    keys = (keys,) if isinstance(keys, str) else keys
+    return sum(point["edits"][k][field] for k in keys) / len(keys)
+
+
+def plot(out: Path, path: Path = CURVE) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = load_curve(path)["points"]
+    runs = sorted({p["run"] for p in points if p["run"] not in ("shipped", "start")})
+    shipped = next((p for p in points if p["run"] == "shipped"), None)
+    start = [p for p in points if p["run"] == "start"]  # the folder every run was initialised from
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharex=True)
+    for ax, (title, keys) in zip(axes.flat, PANELS):
+        for run in runs:
+            mine = sorted(start + [p for p in points if p["run"] == run], key=lambda p: p["cpu_hours"])
+            ax.plot([p["cpu_hours"] for p in mine], [value(p, keys) for p in mine], "o-", label=run)
+        if shipped:
+            ax.axhline(value(shipped, keys), ls="--", c="gray", label="shipped 64 px model")
+        ax.axhline(0.5, ls=":", c="green", lw=0.8)
+        ax.set_title(title)
+        ax.set_ylim(-1.3, 1.1)
+    for ax in axes[-1]:
+        ax.set_xlabel("CPU hours (all stages)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("realism (share of the gap closed)")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("128 px line: realism per headline edit against CPU hours (dotted: the 0.5 target)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    print(f"wrote {out}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("score", help="measure weights folders and add them to the curve")
+    s.add_argument("run", help="the run's name on the curve ('shipped': the dashed reference; 'start': the folder "
+                               "the runs were initialised from, the first point of each)")
+    s.add_argument("folders", type=Path, nargs="+")
+    s.add_argument("--limit", type=int, default=150, help="real faces per set (keep one value along a curve)")
+    p = sub.add_parser("plot", help="draw the curve")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "line_curve.png")
+    args = parser.parse_args()
+    if args.cmd == "score":
+        score(args.run, args.folders, args.limit)
+    else:
+        plot(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
