@@ -49,6 +49,7 @@ def score(run: str, folders: list[Path], limit: int, path: Path = CURVE) -> None
         provenance = read_config(folder / "config.json")[2]
         realism = realism_per_edit(str(folder), limit=limit)
         point = {"run": run, "folder": str(folder), "step": provenance.get("steps"),
+                 "initialised_from": (provenance.get("initialised_from") or {}).get("source"),
                  "cpu_hours": round(cpu_hours(provenance), 3), "faces_per_set": realism["faces_per_set"],
                  "edits": {k: {"realism": v["gap_closed"], "low": v["low"], "high": v["high"],
                                "success": v["success"]} for k, v in realism["per_edit"].items()}}
@@ -72,11 +73,13 @@ def plot(out: Path, path: Path = CURVE) -> None:
     points = load_curve(path)["points"]
     runs = sorted({p["run"] for p in points if p["run"] not in ("shipped", "start")})
     shipped = next((p for p in points if p["run"] == "shipped"), None)
-    start = [p for p in points if p["run"] == "start"]  # the folder every run was initialised from
+    start = [p for p in points if p["run"] == "start"]  # the folder the fine-tuning runs were initialised from
     fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharex=True)
     for ax, (title, keys) in zip(axes.flat, PANELS):
         for run in runs:
-            mine = sorted(start + [p for p in points if p["run"] == run], key=lambda p: p["cpu_hours"])
+            mine = [p for p in points if p["run"] == run]
+            mine = sorted((start if any(p.get("initialised_from") for p in mine) else []) + mine,
+                          key=lambda p: p["cpu_hours"])
             ax.plot([p["cpu_hours"] for p in mine], [value(p, keys) for p in mine], "o-", label=run)
         if shipped:
             ax.axhline(value(shipped, keys), ls="--", c="gray", label="shipped 64 px model")
@@ -99,7 +102,7 @@ def main() -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("score", help="measure weights folders and add them to the curve")
     s.add_argument("run", help="the run's name on the curve ('shipped': the dashed reference; 'start': the folder "
-                               "the runs were initialised from, the first point of each)")
+                               "the fine-tuning runs were initialised from, their first point)")
     s.add_argument("folders", type=Path, nargs="+")
     s.add_argument("--limit", type=int, default=150, help="real faces per set (keep one value along a curve)")
     p = sub.add_parser("plot", help="draw the curve")
