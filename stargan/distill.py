@@ -43,6 +43,9 @@ def load_reference(source: str | Path, labels: LabelSpace, device: torch.device)
 
     loaded = load_weights(source, device=device, load_discriminator=False)
     if loaded.config.label_space != labels:
-        raise ValueError(f"--distill-from {source}: its labels ({loaded.config.label_space}) are not this run's "
-                         f"({labels}); a reference must read and write the same domains")
+        theirs, ours = loaded.config.label_space.all_names, labels.all_names
+        differ = (f"only in the reference: {sorted(set(theirs) - set(ours)) or 'none'}; only in this run: "
+                  f"{sorted(set(ours) - set(theirs)) or 'none'}")
+        raise ValueError(f"--distill-from {source}: its labels are not this run's ({differ}, or another order); "
+                         "a reference must read and write the same labels")
     return EditReference(loaded.generator, loaded.config.image_size).to(device)
