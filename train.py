@@ -54,6 +54,9 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
     "d_repeat_num": ("model", "D's depth: stride-2 layers (the paper: 6); image size must divide by 2**depth"),
     "g_head": ("model", "G's output: image (the paper), residual (y = x + change, starts as the identity) or "
                         "attention (GANimation's colour + mask)"),
+    "g_residual_init": ("model", "the residual head's last convolution at the start: zero (G is the identity, and "
+                                 "no other layer gets a gradient until it moves) or random (PyTorch's default "
+                                 "initialisation: G starts as the face plus noise, and every layer learns at once)"),
     "g_upsample": ("model", "G's upsampling: deconv (the paper's transposed convolutions) or resize "
                             "(nearest x2 then 3x3 convolution, no checkerboard)"),
     "g_down_num": ("model", "G's stride-2 stages down and up (the paper: 2); 3 puts its residual blocks at an "
@@ -146,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     from stargan.augment import POLICIES
     from stargan.config import TrainConfig
     from stargan.losses import ADV_LOSSES, COLOUR_NOISE_WHERE
-    from stargan.models import G_CONDITIONS, G_HEADS, G_UPSAMPLES
+    from stargan.models import G_CONDITIONS, G_HEADS, G_RESIDUAL_INITS, G_UPSAMPLES
     from stargan.recipes import RECIPES, describe
     from stargan.trainer import TARGET_MODES
 
@@ -161,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "expression_dirs": dict(type=str, action="append", dest="expression_dirs", metavar="DIR"),
         "template": dict(type=str),
         "g_head": dict(choices=G_HEADS), "g_upsample": dict(choices=G_UPSAMPLES),
+        "g_residual_init": dict(choices=G_RESIDUAL_INITS),
         "g_condition": dict(choices=G_CONDITIONS), "adv_loss": dict(choices=ADV_LOSSES),
         "target_mode": dict(choices=TARGET_MODES), "precision": dict(choices=("fp32", "bf16", "fp16", "auto")),
         "diffaug": dict(metavar="|".join(POLICIES)), "colour_noise_where": dict(choices=COLOUR_NOISE_WHERE),

@@ -84,6 +84,7 @@ class TrainConfig:
     d_conv_dim: int = 64
     d_repeat_num: int = 6
     g_head: str = "image"  # image (the paper) | residual | attention
+    g_residual_init: str = "zero"  # residual head's last convolution: zero (G starts as the identity) | random
     g_upsample: str = "deconv"  # deconv (the paper) | resize
     g_condition: str = "target"  # target (the paper) | difference (STGAN: G reads target minus source labels)
     g_down_num: int = 2  # G's stride-2 stages down and up (the paper: 2)

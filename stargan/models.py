@@ -32,6 +32,7 @@ class ResidualBlock(nn.Module):
 G_HEADS = ("image", "residual", "attention")
 G_UPSAMPLES = ("deconv", "resize")
 G_CONDITIONS = ("target", "difference")
+G_RESIDUAL_INITS = ("zero", "random")
 
 
 class ResizeConv(nn.Module):

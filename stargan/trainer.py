@@ -39,6 +39,7 @@ from .losses import ADV_LOSSES, COLOUR_NOISE_WHERE, d_loss, g_loss
 from .models import (
     G_CONDITIONS,
     G_HEADS,
+    G_RESIDUAL_INITS,
     build_discriminator,
     build_generator,
     count_parameters,
@@ -114,6 +115,10 @@ def check_options(cfg: TrainConfig) -> None:
     if (cfg.lambda_mask > 0 or cfg.lambda_mask_tv > 0) and cfg.g_head != "attention":
         raise ValueError(f"--lambda-mask/--lambda-mask-tv regularise the attention head's mask; --g-head is "
                          f"{cfg.g_head!r} (choose from {G_HEADS})")
+    if cfg.g_residual_init not in G_RESIDUAL_INITS:
+        raise ValueError(f"--g-residual-init {cfg.g_residual_init!r}: choose one of {G_RESIDUAL_INITS}")
+    if cfg.g_residual_init != "zero" and cfg.g_head != "residual":
+        raise ValueError(f"--g-residual-init sets the residual head's start; --g-head is {cfg.g_head!r}")
     if cfg.g_condition not in G_CONDITIONS:
         raise ValueError(f"--g-condition {cfg.g_condition!r}: choose one of {G_CONDITIONS}")
     if cfg.target_mode not in TARGET_MODES:
@@ -185,6 +190,10 @@ class Trainer:
         self.datasets = build_datasets(cfg, self.labels)
 
         self.G = build_generator(self.model_config).to(self.device)
+        if cfg.g_residual_init == "random":
+            # A zero last layer passes no gradient to the layers before it: only it learns, and the L1 of the
+            # cycle holds it at zero (benchmarks/HISTORY.md, "The residual head's start").
+            self.G.main[-1].reset_parameters()
         self.D = build_discriminator(self.model_config).to(self.device)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema_decay > 0 else None
         self.teachers: dict[str, nn.Module] = {}  # by binary dataset: the frozen teacher's logits for its names

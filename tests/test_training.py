@@ -318,3 +318,27 @@ def test_distill_from_copies_a_reference_gs_edits(celeba_dir, tmp_path):
                     *TINY]
     with pytest.raises(ValueError, match="labels"):
         run([*other_labels, "--num-iters", "1", "--distill-from", str(folder), "--run-dir", str(tmp_path / "other")])
+
+
+def test_residual_head_starts_as_the_identity_or_random(celeba_dir, tmp_path):
+    from stargan.trainer import Trainer
+
+    base = {"celeba_dir": str(celeba_dir), "celeba_attrs": ATTRS, "celeba_test_size": 4, "image_size": 32,
+            "g_conv_dim": 8, "g_repeat_num": 1, "d_conv_dim": 8, "d_repeat_num": 3, "batch_size": 4,
+            "num_workers": 0, "precision": "fp32", "g_head": "residual"}
+    x, c = torch.rand(2, 3, 32, 32) * 2 - 1, torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    first_layer_grads = {}
+    for start in ("zero", "random"):
+        G = Trainer(TrainConfig.from_dict({**base, "g_residual_init": start, "run_dir": str(tmp_path / start)})).G
+        y = G(x, c)
+        (y - x).abs().mean().backward() if start == "random" else y.sum().backward()
+        first_layer_grads[start] = G.main[0].weight.grad.abs().sum().item()
+        if start == "zero":
+            torch.testing.assert_close(y, x)
+        else:
+            assert (y - x).abs().mean() > 1e-2
+    # the reason for the option: a zero last layer passes nothing back to the layers before it
+    assert first_layer_grads["zero"] == 0 and first_layer_grads["random"] > 0
+    with pytest.raises(ValueError, match="residual head"):
+        Trainer(TrainConfig.from_dict({**base, "g_head": "image", "g_residual_init": "random",
+                                       "run_dir": str(tmp_path / "image")}))
