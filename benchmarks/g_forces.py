@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""What pulls on G: each term of G's loss alone, its gradient at G's output and on G's first and last layers.
+
+    python benchmarks/g_forces.py WEIGHTS_FOLDER [--faces 16] [--lambda-cls X] [--lambda-rec X]
+
+Held-out CelebA faces with another face's labels as targets (the paper's training targets), G and D from the
+folder in fp32, the weights of the terms from the folder's own training options unless given. For each term
+(adversarial, classification, cycle reconstruction, weighted as in training) it prints the loss, the RMS of its
+gradient per pixel of G's output, and the norm of its gradient on G's last and first layers. A term whose
+gradient on the last layer is smaller than another's cannot move it against that one; a first layer with no
+gradient means nothing before the last layer learns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def forces(folder: str, faces: int = 16, lambda_cls: float | None = None, lambda_rec: float | None = None,
+           seed: int = 1) -> list[dict]:
+    from stargan.evaluate import load_test_faces
+    from stargan.losses import adversarial_g, classification, reconstruction
+    from stargan.weights import load_weights
+
+    loaded = load_weights(folder, load_discriminator=True)
+    if loaded.discriminator is None:
+        raise SystemExit(f"{folder}: no discriminator.safetensors; the adversarial and classification terms need D")
+    trained = loaded.provenance.get("train_config", {})
+    lambda_cls = trained.get("lambda_cls", 1.0) if lambda_cls is None else lambda_cls
+    lambda_rec = trained.get("lambda_rec", 10.0) if lambda_rec is None else lambda_rec
+    adv = trained.get("adv_loss", "wgan-gp")
+    G = loaded.generator.float().train().requires_grad_(True)
+    D = loaded.discriminator.float().eval().requires_grad_(False)
+    space = loaded.config.label_space
+    binary = next(d.name for d in space.datasets if d.kind == "binary")
+    test = load_test_faces(space, loaded.config.image_size, limit=faces, datasets=[binary])[0]
+    x, values = test.images, test.values
+    targets = values[torch.randperm(len(values), generator=torch.Generator().manual_seed(seed))]
+    c_org, c_trg = space.g_label(values, binary), space.g_label(targets, binary)
+    first, last = G.main[0].weight, G.main[-1].weight if G.head == "residual" else G.main[-2].weight
+    rows = []
+    for term in ("adv", "cls", "rec"):
+        G.zero_grad(set_to_none=True)
+        fake = G(x, c_trg, source=c_org)
+        fake.retain_grad()
+        src, cls = D(fake)
+        if term == "adv":
+            loss = adversarial_g(src, adv)
+        elif term == "cls":
+            loss = lambda_cls * classification(cls, targets, space, binary)
+        else:
+            loss = lambda_rec * reconstruction(x, G(fake, c_org, source=c_trg))
+        loss.backward()
+        rows.append({"term": term, "loss": float(loss.detach()),
+                     "output_rms": float(fake.grad.pow(2).mean().sqrt()),
+                     "last_layer": float(last.grad.norm()), "first_layer": float(first.grad.norm())})
+    with torch.no_grad():
+        change = float((G(x, c_trg, source=c_org) - x).abs().mean())
+    print(f"{folder}: {len(x)} faces, lambda_cls {lambda_cls:g}, lambda_rec {lambda_rec:g}; "
+          f"mean |G(x, c_trg) - x| {change:.2e}")
+    print(f"{'term':<5} {'loss':>9} {'grad/pixel':>11} {'last layer':>11} {'first layer':>12}")
+    for r in rows:
+        print(f"{r['term']:<5} {r['loss']:>9.4f} {r['output_rms']:>11.2e} {r['last_layer']:>11.2e} "
+              f"{r['first_layer']:>12.2e}")
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("weights", help="a weights folder with discriminator.safetensors")
+    p.add_argument("--faces", type=int, default=16)
+    p.add_argument("--lambda-cls", type=float, help="the classification weight (default: the folder's training)")
+    p.add_argument("--lambda-rec", type=float, help="the reconstruction weight (default: the folder's training)")
+    args = p.parse_args()
+    forces(args.weights, args.faces, args.lambda_cls, args.lambda_rec)
+
+
+if __name__ == "__main__":
+    main()
