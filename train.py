@@ -71,6 +71,9 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                            "StarGAN v2)"),
     "lambda_cls": ("recipe", "weight of the domain classification loss (the paper: 1)"),
     "lambda_rec": ("recipe", "weight of the cycle reconstruction loss (the paper: 10)"),
+    "rec_smooth": ("recipe", "0: the cycle loss is the L1 (the paper); > 0: Charbonnier, sqrt(d^2 + s^2) - s, with "
+                             "this s (e.g. 0.01 of the [-1, 1] range): the L1 for large differences, no pull back "
+                             "to zero for tiny ones, where the L1 holds a residual G at the identity"),
     "lambda_gp": ("recipe", "weight of WGAN-GP's gradient penalty (the paper: 10)"),
     "r1_gamma": ("recipe", "R1 penalty weight gamma on real images, for --adv-loss log (StarGAN v2: 1); 0 = off"),
     "gp_every": ("recipe", "apply the penalty (GP or R1) every k-th D step, scaled by k (lazy regularisation); "

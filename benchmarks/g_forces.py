@@ -35,7 +35,7 @@ def forces(folder: str, faces: int = 16, lambda_cls: float | None = None, lambda
     trained = loaded.provenance.get("train_config", {})
     lambda_cls = trained.get("lambda_cls", 1.0) if lambda_cls is None else lambda_cls
     lambda_rec = trained.get("lambda_rec", 10.0) if lambda_rec is None else lambda_rec
-    adv = trained.get("adv_loss", "wgan-gp")
+    adv, rec_smooth = trained.get("adv_loss", "wgan-gp"), trained.get("rec_smooth", 0.0)
     G = loaded.generator.float().train().requires_grad_(True)
     D = loaded.discriminator.float().eval().requires_grad_(False)
     space = loaded.config.label_space
@@ -56,7 +56,7 @@ def forces(folder: str, faces: int = 16, lambda_cls: float | None = None, lambda
         elif term == "cls":
             loss = lambda_cls * classification(cls, targets, space, binary)
         else:
-            loss = lambda_rec * reconstruction(x, G(fake, c_org, source=c_trg))
+            loss = lambda_rec * reconstruction(x, G(fake, c_org, source=c_trg), rec_smooth)
         loss.backward()
         rows.append({"term": term, "loss": float(loss.detach()),
                      "output_rms": float(fake.grad.pow(2).mean().sqrt()),

@@ -94,6 +94,7 @@ class TrainConfig:
     adv_loss: str = "wgan-gp"  # wgan-gp (the paper) | log (non-saturating; with r1_gamma, StarGAN v2's)
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
+    rec_smooth: float = 0.0  # 0: the cycle's L1 (the paper) | > 0: Charbonnier of this width (no kink at zero)
     lambda_gp: float = 10.0
     r1_gamma: float = 0.0  # R1 on real images with the log loss (StarGAN v2 uses 1)
     gp_every: int = 1  # apply the regulariser (GP or R1) on every k-th D step, scaled by k; 1 = the paper

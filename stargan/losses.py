@@ -94,9 +94,14 @@ def classification(logits: torch.Tensor, values: torch.Tensor, labels: LabelSpac
     return F.cross_entropy(part, values)
 
 
-def reconstruction(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
-    """L1 between x and G(G(x, c_trg), c_org)."""
-    return (x.float() - x_rec.float()).abs().mean()
+def reconstruction(x: torch.Tensor, x_rec: torch.Tensor, smooth: float = 0.0) -> torch.Tensor:
+    """L1 between x and G(G(x, c_trg), c_org); with ``smooth`` > 0 the Charbonnier loss sqrt(d^2 + smooth^2) - smooth:
+    the L1 for differences well above ``smooth``, but without the L1's kink at zero, whose gradient keeps its
+    size however small the difference and so holds a G that starts as the identity there."""
+    d = x.float() - x_rec.float()
+    if smooth > 0:
+        return ((d * d + smooth * smooth).sqrt() - smooth).mean()
+    return d.abs().mean()
 
 
 def d_loss(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor | None, values: torch.Tensor,
@@ -153,7 +158,7 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
            lambda_colour_noise: float = 0.0, colour_noise_sigma: float = 2.0,
            colour_noise_where: torch.Tensor | None = None,
            lambda_identity: float = 0.0, distill_target: torch.Tensor | None = None,
-           lambda_distill: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           lambda_distill: float = 0.0, rec_smooth: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_G = L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec, with G's labels ``c_org``/``c_trg`` and the
     target's dataset values ``trg_values`` for the classification term; plus, when their weights are set, the
     attention mask's regularisers (on both passes of G, as GANimation) and a teacher's classification loss.
@@ -172,7 +177,9 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
     pictures, an identity loss, and the fifth stage shipped").
 
     ``distill_target``: a reference G's edit of the same faces for the same targets (stargan.distill); with
-    ``lambda_distill`` the L1 between G's output and it joins the loss."""
+    ``lambda_distill`` the L1 between G's output and it joins the loss.
+
+    ``rec_smooth``: the cycle's loss is Charbonnier with this width instead of the L1 (see reconstruction)."""
     use_mask = lambda_mask > 0 or lambda_mask_tv > 0
     n = real.size(0)
     masked = {"with_mask": True} if use_mask else {}
@@ -199,7 +206,7 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, real: torch.Tensor, c_org: to
         fake_cls[:, d_columns] = hair_cls[:, d_columns]
     terms = {"adv": adversarial_g(fake_src, adv),
              "cls": classification(fake_cls, trg_values, labels, dataset),
-             "rec": reconstruction(real, rec)}
+             "rec": reconstruction(real, rec, rec_smooth)}
     total = terms["adv"] + lambda_cls * terms["cls"] + lambda_rec * terms["rec"]
     if use_mask:
         (m1, tv1), (m2, tv2) = mask_regularisers(mask), mask_regularisers(rec_mask)

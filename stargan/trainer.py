@@ -115,6 +115,8 @@ def check_options(cfg: TrainConfig) -> None:
     if (cfg.lambda_mask > 0 or cfg.lambda_mask_tv > 0) and cfg.g_head != "attention":
         raise ValueError(f"--lambda-mask/--lambda-mask-tv regularise the attention head's mask; --g-head is "
                          f"{cfg.g_head!r} (choose from {G_HEADS})")
+    if cfg.rec_smooth < 0:
+        raise ValueError(f"--rec-smooth {cfg.rec_smooth}: 0 (the L1) or a positive width")
     if cfg.g_residual_init not in G_RESIDUAL_INITS:
         raise ValueError(f"--g-residual-init {cfg.g_residual_init!r}: choose one of {G_RESIDUAL_INITS}")
     if cfg.g_residual_init != "zero" and cfg.g_head != "residual":
@@ -406,7 +408,7 @@ class Trainer:
                                      colour_noise_sigma=cfg.colour_noise_sigma,
                                      colour_noise_where=self.colour_noise_where,
                                      lambda_identity=cfg.lambda_identity, distill_target=distill_target,
-                                     lambda_distill=cfg.lambda_distill)
+                                     lambda_distill=cfg.lambda_distill, rec_smooth=cfg.rec_smooth)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt_g)

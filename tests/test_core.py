@@ -311,3 +311,16 @@ def test_the_losses_learn_a_two_domain_translation():
     assert blueness(red) < -1.0
     assert blueness(to_blue) > 0.5, blueness(to_blue)
     assert blueness(stay_red) < -0.5, blueness(stay_red)
+
+
+def test_smooth_reconstruction_has_no_pull_at_zero_and_is_the_l1_far_from_it():
+    x = torch.zeros(1, 3, 4, 4)
+    for size, l1_grad, smooth_grad in ((1e-4, 1.0, 0.01), (1.0, 1.0, 0.99995)):
+        y = torch.full_like(x, size, requires_grad=True)
+        for smooth, expected in ((0.0, l1_grad), (0.01, smooth_grad)):
+            y.grad = None
+            reconstruction(x, y, smooth).backward()
+            # per element, times the element count (the loss is a mean)
+            assert (y.grad * x.numel()).mean().item() == pytest.approx(expected, rel=1e-3)
+    far = torch.full_like(x, 1.0)
+    assert reconstruction(x, far, 0.01).item() == pytest.approx(1.0 - 0.01, abs=1e-4)
