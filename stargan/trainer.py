@@ -290,14 +290,16 @@ class Trainer:
 
         loaded = load_weights(source, load_discriminator=True)
         # An image-head G may start an attention-head run, G may gain residual blocks or trade its transposed
-        # convolutions for resize-convolutions, and the run may train at another image size
-        # (models.load_generator_weights, load_discriminator_weights); nothing else may differ.
+        # convolutions for resize-convolutions, the run may train at another image size
+        # (models.load_generator_weights, load_discriminator_weights), and G may read its labels another way (its
+        # first layer's label weights then relearn what they read); nothing else may differ.
         grown = replace(loaded.config, g_head=self.model_config.g_head, image_size=self.model_config.image_size,
-                        g_repeat_num=self.model_config.g_repeat_num, g_upsample=self.model_config.g_upsample)
+                        g_repeat_num=self.model_config.g_repeat_num, g_upsample=self.model_config.g_upsample,
+                        g_condition=self.model_config.g_condition)
         if grown != self.model_config:
             raise ValueError(f"--init-from {source}: its model ({loaded.config}) differs from this run's "
-                             f"({self.model_config}) in more than the head, image size, upsampling and number of G's "
-                             "residual blocks; use the same widths, conditioning and labels")
+                             f"({self.model_config}) in more than the head, image size, upsampling, conditioning "
+                             "and number of G's residual blocks; use the same widths and labels")
         if loaded.discriminator is None:
             raise ValueError(f"--init-from {source}: the folder has no discriminator.safetensors; fine-tuning "
                              "needs a trained D as well as G")

@@ -134,6 +134,11 @@ def test_init_from_a_weights_folder_fine_tunes_it(celeba_dir, tmp_path):
                                                      second.generator.state_dict().values()))
     with pytest.raises(ValueError, match="differs from this run"):
         Trainer(TrainConfig.from_dict({**options, "g_conv_dim": 16, "run_dir": str(tmp_path / "fourth")}))
+    # G may go on reading its labels another way: the same weights, the difference of labels as input
+    differs = Trainer(TrainConfig.from_dict({**options, "g_condition": "difference", "run_dir": str(tmp_path / "diff")}))
+    assert differs.G.condition == "difference"
+    for a, b in zip(differs.G.state_dict().values(), first.generator.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
     # A paper-head G may start an attention-head run (GANimation's mask, started half open).
     run([*data, "--num-iters", "1", "--init-from", str(tmp_path / "first" / "export"), "--g-head", "attention",
