@@ -3,8 +3,8 @@
 
     python benchmarks/g_forces.py WEIGHTS_FOLDER [--faces 16] [--lambda-cls X] [--lambda-rec X]
 
-Held-out CelebA faces with another face's labels as targets (the paper's training targets), G and D from the
-folder in fp32, the weights of the terms from the folder's own training options unless given. For each term
+Held-out CelebA faces with the targets the folder was trained with (another face's labels, the paper's, or a
+random edit of the face's own), G and D from the folder in fp32, the weights of the terms from the folder's own training options unless given. For each term
 (adversarial, classification, cycle reconstruction, weighted as in training) it prints the loss, the RMS of its
 gradient per pixel of G's output, and the norm of its gradient on G's last and first layers. A term whose
 gradient on the last layer is smaller than another's cannot move it against that one; a first layer with no
@@ -42,7 +42,11 @@ def forces(folder: str, faces: int = 16, lambda_cls: float | None = None, lambda
     binary = next(d.name for d in space.datasets if d.kind == "binary")
     test = load_test_faces(space, loaded.config.image_size, limit=faces, datasets=[binary])[0]
     x, values = test.images, test.values
-    targets = values[torch.randperm(len(values), generator=torch.Generator().manual_seed(seed))]
+    gen = torch.Generator().manual_seed(seed)
+    if trained.get("target_mode") == "edit":  # the run's own kind of target
+        targets = space.random_edits(values, binary, gen, trained.get("max_edits", 3))
+    else:
+        targets = values[torch.randperm(len(values), generator=gen)]
     c_org, c_trg = space.g_label(values, binary), space.g_label(targets, binary)
     first, last = G.main[0].weight, G.main[-1].weight if G.head == "residual" else G.main[-2].weight
     rows = []

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The 128 px line's curve: each headline edit's realism (and success) against the CPU hours its weights cost.
 
-    python benchmarks/line_curve.py score RUN_NAME WEIGHTS_FOLDER... [--limit 150]
+    python benchmarks/line_curve.py score RUN_NAME WEIGHTS_FOLDER... [--limit 150] [--update-card]
     python benchmarks/line_curve.py plot [--out benchmarks/line_curve.png]
 
 ``score`` measures weights folders (snapshots of a run's exports) with ``stargan.evaluate.realism_per_edit`` on the
@@ -40,14 +40,18 @@ def load_curve(path: Path = CURVE) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"points": []}
 
 
-def score(run: str, folders: list[Path], limit: int, path: Path = CURVE) -> None:
+def score(run: str, folders: list[Path], limit: int, path: Path = CURVE, update_card: bool = False) -> None:
     from stargan.evaluate import realism_per_edit
+    from stargan.evaluate import update_card as write_card
     from stargan.weights import read_config
 
     curve = load_curve(path)
     for folder in folders:
         provenance = read_config(folder / "config.json")[2]
         realism = realism_per_edit(str(folder), limit=limit)
+        if update_card:  # the same numbers on the folder's card, so a shipped folder needs no second scoring
+            realism["command"] = f"python benchmarks/line_curve.py score {run} {folder} --limit {limit} --update-card"
+            write_card(folder, {**(provenance.get("evaluation") or {}), "realism": realism})
         point = {"run": run, "folder": str(folder), "step": provenance.get("steps"),
                  "initialised_from": (provenance.get("initialised_from") or {}).get("source"),
                  "cpu_hours": round(cpu_hours(provenance), 3), "faces_per_set": realism["faces_per_set"],
@@ -105,11 +109,12 @@ def main() -> int:
                                "the fine-tuning runs were initialised from, their first point)")
     s.add_argument("folders", type=Path, nargs="+")
     s.add_argument("--limit", type=int, default=150, help="real faces per set (keep one value along a curve)")
+    s.add_argument("--update-card", action="store_true", help="also write the realism into each folder's card")
     p = sub.add_parser("plot", help="draw the curve")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "line_curve.png")
     args = parser.parse_args()
     if args.cmd == "score":
-        score(args.run, args.folders, args.limit)
+        score(args.run, args.folders, args.limit, update_card=args.update_card)
     else:
         plot(args.out)
     return 0

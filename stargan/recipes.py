@@ -16,14 +16,16 @@ starts from one; flags given on the command line still override it. The name is 
 * ``line128``: the model line meant to draw what 64 px cannot (stubble, a glasses frame, teeth): 128 px, G's
   residual blocks at 16x16 (three stride-2 stages, width 32, 4 blocks, resize upsampling; about the paper G's
   cost at 64 px) and a D whose real/fake map is 8x8 (each cell a patch of the face, where the paper's 2x2 map
-  lets a cheek-sized colour patch pass). G's head is the residual one (y = x + change, starting as the identity):
-  a session on a CPU trains about a thousand steps, and from scratch the paper's image head still draws blobs
-  at step 300 where a residual G returns the face. The paper's losses without the teacher (a classifier's reward
-  for painting an attribute's cues is what made the 64 px model's edits colour patches), and the classification
-  weight at 1/8: the paper sums the term over its 5 attributes, this model has 40, and at weight 1 G answered it
-  with a stripe pattern on every face, the same for every target, from step ~400 (benchmarks/HISTORY.md, "The
-  128 px line: a pattern from the classification loss"); at 1/8 it draws none, and has not yet left the
-  identity in 1,100 steps.
+  lets a cheek-sized colour patch pass). G's head is the residual one (y = x + change), its last layer started at
+  PyTorch's default rather than zero: a zero last layer passes no gradient to the layers before it, and the
+  cycle's L1 holds it at zero (benchmarks/HISTORY.md, "The residual head's start"). The paper's losses without
+  the teacher (a classifier's reward for painting an attribute's cues is what made the 64 px model's edits colour
+  patches), the classification weight at 1/8 (the paper sums the term over its 5 attributes, this model has 40,
+  and at weight 1 G answered it with a stripe pattern), and one edit of the face's own labels as the target,
+  with G reading the difference of labels: against another face's 40 labels a change that blurs D's reading
+  of every attribute pays whatever the target, and G painted such a pattern from the residual start at step
+  1,000; with one edit it was gone by step 250. Exports every 250 steps (about 15 minutes on a CPU core). The
+  line does not edit yet.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "shipped-v1": {**_SMALL_CPU_MODEL, "gp_every": 2, "n_critic": 2},
     "cpu": {**_SMALL_CPU_MODEL, "gp_every": 2, "n_critic": 2, "teacher": str(STUDY_TEACHER), "lambda_teacher": 1.0},
     "line128": {"celeba_attrs": list(CELEBA_ATTRIBUTES), "image_size": 128, "g_conv_dim": 32, "g_repeat_num": 4,
-                "g_down_num": 3, "g_upsample": "resize", "g_head": "residual", "d_conv_dim": 32, "d_repeat_num": 5,
-                "d_src_depth": 4, "gp_every": 2, "n_critic": 2, "lambda_cls": 0.125, "precision": "auto",
+                "g_down_num": 3, "g_upsample": "resize", "g_head": "residual", "g_residual_init": "random",
+                "g_condition": "difference", "d_conv_dim": 32, "d_repeat_num": 5, "d_src_depth": 4, "gp_every": 2,
+                "n_critic": 2, "lambda_cls": 0.125, "target_mode": "edit", "max_edits": 1, "precision": "auto",
+                "export_every": 250, "checkpoint_every": 250, "sample_every": 250,
                 "template": [list(xy) for xy in CELEBA_HQ_128_TEMPLATE]},
 }
 
@@ -58,9 +62,9 @@ SUMMARIES = {
     "shipped-v1": "the first release model's: all 40 attributes, 64 px, G 32/4, D 32/5, WGAN-GP, bf16 where native",
     "cpu": "the most learnt per CPU hour (benchmarks/HISTORY.md, Recipe study): shipped-v1 plus a frozen teacher "
            "classifier (benchmarks/teacher) on G's output",
-    "line128": "the 128 px line: G 32/4 with its blocks at 16x16 (3 stages, resize upsampling, residual head), D 32/5 "
-               "with an 8x8 real/fake map, the paper's losses with the classification weight per attribute (1/8 for 40), "
-               "bf16 where native",
+    "line128": "the 128 px line: G 32/4 with its blocks at 16x16 (3 stages, resize upsampling, residual head started "
+               "at random, reading label differences), D 32/5 with an 8x8 real/fake map, the paper's losses with the "
+               "classification weight per attribute (1/8 for 40), one edit per target, bf16 where native",
 }
 
 

@@ -291,6 +291,9 @@ def test_the_128_px_line_trains_with_a_finer_and_a_coarser_real_fake_judge(celeb
     loaded = load_weights(run_dir / "export")
     assert (loaded.config.g_down_num, loaded.config.d_src_depth, loaded.config.d_scales) == (3, 2, 2)
     assert loaded.config.g_head == "residual" and loaded.discriminator.coarse is not None
+    assert loaded.config.g_condition == "difference"
+    trained = loaded.provenance["train_config"]
+    assert (trained["g_residual_init"], trained["target_mode"], trained["max_edits"]) == ("random", "edit", 1)
     src, _ = loaded.discriminator(_faces(2, 32))
     assert src.shape == (2, 8 * 8 + 4 * 4)  # 32 px: the 8x8 map after two layers, then the half-size judge's 4x4
 
