@@ -25,18 +25,19 @@ mkdir -p "$OUT" runs
 LOG="runs/gpu_session.log"
 
 DATA="--celeba-dir gpu_pack/celeba --expression-dir gpu_pack/expressions0 --expression-dir gpu_pack/expressions1"
-# The 128 px line (recipes.py, line128: G 32/4 with its blocks at 16x16, residual head, D 32/5 with an 8x8
-# real/fake map, the paper's losses with the classification weight at 1/8), the line every session advances; on a
-# GPU in bf16 with a larger batch.
+# The 128 px line (recipes.py, line128: G 32/4 with its blocks at 16x16, residual head started at random, D 32/5
+# with an 8x8 real/fake map, the paper's losses with the classification weight at 1/8, one edit per target), the
+# line every session advances; on a GPU in bf16 with a larger batch, exported once at the end.
 COMMON="--recipe line128 $DATA --precision bf16 --device ${DEVICE:-cuda}
   --num-workers ${WORKERS:-6} --log-every ${LOG_EVERY:-20} --sample-every 0 --checkpoint-every 100000 --keep-checkpoints 1
-  ${INIT:+--init-from $INIT} ${EXTRA:-}"
-# The line, and beside it the same with the paper's classification weight: on a CPU, weight 1 drew a stripe
-# pattern from step ~400 and 1/8 stayed at the identity for 1,100 steps; a GPU's thousands of steps tell which
-# leaves its trap first (benchmarks/HISTORY.md, "The 128 px line: a pattern from the classification loss").
+  --export-every 0 ${INIT:+--init-from $INIT} ${EXTRA:-}"
+# The line, and beside it the same with the cycle loss smoothed at zero: on a CPU the cycle's L1 pulled G's last
+# layer back to the identity harder than the classification term pulled it away (benchmarks/g_forces.py), and
+# no CPU session has trained long enough to tell whether that holds over thousands of steps
+# (benchmarks/HISTORY.md, "The residual head's start").
 declare -A RECIPE=(
   [line128]="--seed 31"
-  [line128_cls1]="--lambda-cls 1 --seed 32"
+  [line128_smooth]="--rec-smooth 0.01 --seed 32"
 )
 read -r -a NAMES <<< "${RECIPES:-${!RECIPE[*]}}"
 for name in "${NAMES[@]}"; do
