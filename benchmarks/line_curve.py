@@ -77,13 +77,19 @@ def plot(out: Path, path: Path = CURVE) -> None:
     points = load_curve(path)["points"]
     runs = sorted({p["run"] for p in points if p["run"] not in ("shipped", "start")})
     shipped = next((p for p in points if p["run"] == "shipped"), None)
-    start = [p for p in points if p["run"] == "start"]  # the folder the fine-tuning runs were initialised from
+
+    def parent(mine: list[dict]) -> list[dict]:
+        """The point a fine-tuning run started from: the one scored at the folder it was initialised from,
+        the latest before it (a folder such as weights/stargan-studio-128 holds different weights over time)."""
+        first = min(mine, key=lambda p: p["cpu_hours"])
+        earlier = [p for p in points if first.get("initialised_from") and p["folder"] == first["initialised_from"]
+                   and p["cpu_hours"] < first["cpu_hours"]]
+        return [max(earlier, key=lambda p: p["cpu_hours"])] if earlier else []
     fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharex=True)
     for ax, (title, keys) in zip(axes.flat, PANELS):
         for run in runs:
             mine = [p for p in points if p["run"] == run]
-            mine = sorted((start if any(p.get("initialised_from") for p in mine) else []) + mine,
-                          key=lambda p: p["cpu_hours"])
+            mine = sorted(parent(mine) + mine, key=lambda p: p["cpu_hours"])
             ax.plot([p["cpu_hours"] for p in mine], [value(p, keys) for p in mine], "o-", label=run)
         if shipped:
             ax.axhline(value(shipped, keys), ls="--", c="gray", label="shipped 64 px model")
@@ -105,8 +111,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("score", help="measure weights folders and add them to the curve")
-    s.add_argument("run", help="the run's name on the curve ('shipped': the dashed reference; 'start': the folder "
-                               "the fine-tuning runs were initialised from, their first point)")
+    s.add_argument("run", help="the run's name on the curve ('shipped': the dashed reference; 'start': a folder "
+                               "scored only as the first point of the runs initialised from it, not drawn alone); "
+                               "a run initialised from a scored folder is drawn from that folder's point")
     s.add_argument("folders", type=Path, nargs="+")
     s.add_argument("--limit", type=int, default=150, help="real faces per set (keep one value along a curve)")
     s.add_argument("--update-card", action="store_true", help="also write the realism into each folder's card")
