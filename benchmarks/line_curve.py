@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def score(run: str, folders: list[Path], limit: int, path: Path = CURVE, update_
         provenance = read_config(folder / "config.json")[2]
         realism = realism_per_edit(str(folder), limit=limit)
         if update_card:  # the same numbers on the folder's card, so a shipped folder needs no second scoring
-            realism["command"] = f"python benchmarks/line_curve.py score {run} {folder} --limit {limit} --update-card"
+            realism["command"] = shlex.join(["python", "benchmarks/line_curve.py", "score", run, str(folder), "--limit",
+                                             str(limit), "--update-card"])
             write_card(folder, {**(provenance.get("evaluation") or {}), "realism": realism})
         point = {"run": run, "folder": str(folder), "step": provenance.get("steps"),
                  "initialised_from": (provenance.get("initialised_from") or {}).get("source"),
