@@ -3,10 +3,10 @@
 
     python benchmarks/g_forces.py WEIGHTS_FOLDER [--faces 16] [--lambda-cls X] [--lambda-rec X]
 
-Held-out CelebA faces with the targets the folder was trained with (another face's labels, the paper's, or a
-random edit of the face's own), G and D from the folder in fp32, the weights of the terms from the folder's own training options unless given. For each term
-(adversarial, classification, cycle reconstruction, weighted as in training) it prints the loss, the RMS of its
-gradient per pixel of G's output, and the norm of its gradient on G's last and first layers. A term whose
+Held-out CelebA faces with the kind of target the folder was trained with (another face's labels, the paper's, or
+a random edit of the face's own), G and D from the folder in fp32, the terms weighted by the folder's own training
+options unless given. For each term (adversarial, classification, cycle reconstruction) it prints the loss, the
+RMS of its gradient per pixel of G's output, and the norm of its gradient on G's last and first convolutions. A term whose
 gradient on the last layer is smaller than another's cannot move it against that one; a first layer with no
 gradient means nothing before the last layer learns.
 """
@@ -48,7 +48,8 @@ def forces(folder: str, faces: int = 16, lambda_cls: float | None = None, lambda
     else:
         targets = values[torch.randperm(len(values), generator=gen)]
     c_org, c_trg = space.g_label(values, binary), space.g_label(targets, binary)
-    first, last = G.main[0].weight, G.main[-1].weight if G.head == "residual" else G.main[-2].weight
+    convolutions = [m.weight for m in G.main if isinstance(m, torch.nn.Conv2d)]
+    first, last = convolutions[0], convolutions[-1]
     rows = []
     for term in ("adv", "cls", "rec"):
         G.zero_grad(set_to_none=True)
