@@ -84,6 +84,10 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                               "at once) or edit (1 to --max-edits changes, as people use the sliders)"),
     "max_edits": ("recipe", "with --target-mode edit: the most attributes one target changes (a hair colour "
                             "counts as one)"),
+    "edit_focus": ("recipe", "with --target-mode edit: comma-separated attributes (a hair colour stands for all) "
+                             "that --edit-focus-share of the edits are drawn from, so the controls people use most "
+                             "get more than 1/40 of the practice each"),
+    "edit_focus_share": ("recipe", "with --edit-focus: the share of targets edited there (the rest: any attribute)"),
     "hair_target_share": ("recipe", "share of attribute targets whose hair colour is drawn uniformly from the "
                                     "model's hair colours (the rare gray as often as black); 0 = the targets' own"),
     "diffaug": ("recipe", "DiffAugment policy for every image D sees: comma-separated translation, cutout, "
@@ -163,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named preset (above); default: paper")
     groups = {key: p.add_argument_group(title) for key, title in GROUPS.items()}
     special = {
-        "celeba_attrs": dict(type=str),
+        "celeba_attrs": dict(type=str), "edit_focus": dict(type=str),
         "expression_dirs": dict(type=str, action="append", dest="expression_dirs", metavar="DIR"),
         "template": dict(type=str),
         "g_head": dict(choices=G_HEADS), "g_upsample": dict(choices=G_UPSAMPLES),
@@ -216,6 +220,8 @@ def resolve_options(given: dict) -> dict:
     if "celeba_attrs" in given:
         text = given["celeba_attrs"]
         given["celeba_attrs"] = list(CELEBA_ATTRIBUTES) if text == "all" else [a.strip() for a in text.split(",") if a.strip()]
+    if "edit_focus" in given:
+        given["edit_focus"] = [a.strip() for a in given["edit_focus"].split(",") if a.strip()]
     if "template" in given:
         given["template"] = parse_template(given["template"])
     if "recipe" in given:  # the preset first, the flags over it

@@ -103,6 +103,8 @@ class TrainConfig:
     # targets and D's view
     target_mode: str = "shuffle"  # shuffle: another face's labels (the paper) | edit: 1 to max_edits changes
     max_edits: int = 3
+    edit_focus: list[str] = field(default_factory=list)  # attributes that edit_focus_share of the edits draw from
+    edit_focus_share: float = 0.0  # with target_mode edit: share of targets edited in edit_focus's attributes
     hair_target_share: float = 0.0  # share of attribute targets whose hair colour is drawn uniformly (rare gray too)
     diffaug: str = ""  # DiffAugment policy for every image D sees, e.g. "translation,cutout"; "" = off
     d_cls_warmup: int = 0  # steps that train D_cls on real faces only, before adversarial training

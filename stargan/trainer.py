@@ -129,6 +129,14 @@ def check_options(cfg: TrainConfig) -> None:
         raise ValueError(f"--hair-target-share {cfg.hair_target_share}: a share between 0 and 1")
     if cfg.max_edits < 1:
         raise ValueError(f"--max-edits {cfg.max_edits}: at least 1")
+    if not 0 <= cfg.edit_focus_share <= 1:
+        raise ValueError(f"--edit-focus-share {cfg.edit_focus_share}: a share between 0 and 1")
+    if (cfg.edit_focus or cfg.edit_focus_share) and not (cfg.edit_focus and cfg.edit_focus_share
+                                                         and cfg.target_mode == "edit"):
+        raise ValueError("--edit-focus and --edit-focus-share go together, with --target-mode edit")
+    unknown = [a for a in cfg.edit_focus if a not in cfg.celeba_attrs]
+    if unknown:
+        raise ValueError(f"--edit-focus {unknown}: not among the trained attributes (--celeba-attrs)")
     if cfg.gp_every < 1:
         raise ValueError(f"--gp-every {cfg.gp_every}: at least 1")
     parse_policy(cfg.diffaug)
@@ -359,7 +367,8 @@ class Trainer:
         values = values.to(self.device)
         everyone = self._global_values(values)
         if cfg.target_mode == "edit":
-            trg_values = labels.random_edits(everyone.cpu(), name, rng, cfg.max_edits)
+            trg_values = labels.random_edits(everyone.cpu(), name, rng, cfg.max_edits, cfg.edit_focus,
+                                             cfg.edit_focus_share)
         else:
             trg_values = everyone[perm.to(everyone.device)]
         if cfg.hair_target_share > 0:  # drawn with the step's generator, which lives on the CPU

@@ -210,6 +210,31 @@ def test_edit_targets_change_one_to_three_things():
     assert torch.equal(new.sum(1), torch.ones(50)) and bool((new.argmax(1) != one_hot.argmax(1)).all())
 
 
+def test_edit_focus_draws_that_share_of_edits_from_its_attributes():
+    space = LabelSpace((celeba(CELEBA_ATTRIBUTES), expressions()))
+    gen = torch.Generator().manual_seed(0)
+    values = (torch.rand(4000, 40, generator=gen) < 0.3).float()
+    hair = [CELEBA_ATTRIBUTES.index(h) for h in HAIR_COLOURS]
+    values[:, hair] = 0
+    values[:, CELEBA_ATTRIBUTES.index("Brown_Hair")] = 1
+    focus = ["Male", "Smiling", "Black_Hair"]  # a hair colour stands for all of them: 3 of the 36 units
+
+    def focus_share(target: torch.Tensor) -> float:
+        changed = target != values
+        in_focus = changed[:, [CELEBA_ATTRIBUTES.index("Male"), CELEBA_ATTRIBUTES.index("Smiling")]].any(1)
+        return float((in_focus | changed[:, hair].any(1)).float().mean())
+
+    plain = space.random_edits(values, "celeba", torch.Generator().manual_seed(1), 1)
+    focused = space.random_edits(values, "celeba", torch.Generator().manual_seed(1), 1, focus, 0.75)
+    assert focus_share(plain) == pytest.approx(3 / 36, abs=0.02)
+    assert focus_share(focused) == pytest.approx(0.75 + 0.25 * 3 / 36, abs=0.03)
+    # no focus: the same targets as before the option existed (runs resume and compare on the same draws)
+    again = space.random_edits(values, "celeba", torch.Generator().manual_seed(1), 1, focus, 0.0)
+    assert torch.equal(again, plain)
+    with pytest.raises(ValueError, match="not attributes"):
+        space.random_edits(values, "celeba", gen, 1, ["Beard"], 0.5)
+
+
 def test_r1_and_mask_regularisers_match_their_closed_forms():
     w = torch.randn(3, 8, 8)
     real = _faces(5, 8).requires_grad_(True)
@@ -223,7 +248,11 @@ def test_r1_and_mask_regularisers_match_their_closed_forms():
 
 def test_option_combinations_that_would_do_nothing_are_refused():
     for bad, match in (({"r1_gamma": 1.0}, "r1-gamma"), ({"lambda_mask": 0.1}, "attention"),
-                       ({"target_mode": "random"}, "target-mode"), ({"diffaug": "flip"}, "augmentation")):
+                       ({"target_mode": "random"}, "target-mode"),
+                       ({"edit_focus": ["Male"]}, "edit-focus"),
+                       ({"target_mode": "edit", "edit_focus": ["Male"], "edit_focus_share": 1.5}, "share"),
+                       ({"target_mode": "edit", "edit_focus": ["Beard"], "edit_focus_share": 0.5}, "trained"),
+                       ({"diffaug": "flip"}, "augmentation")):
         with pytest.raises(ValueError, match=match):
             check_options(TrainConfig(**bad))
     check_options(TrainConfig(**recipe("cpu"), celeba_dir="data"))
