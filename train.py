@@ -65,6 +65,9 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
                              "4: an 8x8 map of face patches)"),
     "d_scales": ("model", "D's real/fake judges: 1 (the paper) or 2 (a second one on the image at half resolution, "
                           "as pix2pixHD's multi-scale D)"),
+    "d_src_trunk": ("model", "D's real/fake map on layers shared with its classifier (the paper) or on its own: "
+                             "shared, the classification loss over 40 attributes sets them and the map cannot see a "
+                             "painted patch"),
     "g_condition": ("model", "G's label input: target (the paper) or difference (STGAN: target minus the face's "
                              "own labels, so zero means no change)"),
     "adv_loss": ("recipe", "adversarial loss: wgan-gp (the paper) or log (non-saturating; with --r1-gamma as in "
@@ -156,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     from stargan.augment import POLICIES
     from stargan.config import TrainConfig
     from stargan.losses import ADV_LOSSES, COLOUR_NOISE_WHERE
-    from stargan.models import G_CONDITIONS, G_HEADS, G_RESIDUAL_INITS, G_UPSAMPLES
+    from stargan.models import D_SRC_TRUNKS, G_CONDITIONS, G_HEADS, G_RESIDUAL_INITS, G_UPSAMPLES
     from stargan.recipes import RECIPES, describe
     from stargan.trainer import TARGET_MODES
 
@@ -172,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         "template": dict(type=str),
         "g_head": dict(choices=G_HEADS), "g_upsample": dict(choices=G_UPSAMPLES),
         "g_residual_init": dict(choices=G_RESIDUAL_INITS),
-        "g_condition": dict(choices=G_CONDITIONS), "adv_loss": dict(choices=ADV_LOSSES),
+        "g_condition": dict(choices=G_CONDITIONS), "d_src_trunk": dict(choices=D_SRC_TRUNKS),
+        "adv_loss": dict(choices=ADV_LOSSES),
         "target_mode": dict(choices=TARGET_MODES), "precision": dict(choices=("fp32", "bf16", "fp16", "auto")),
         "diffaug": dict(metavar="|".join(POLICIES)), "colour_noise_where": dict(choices=COLOUR_NOISE_WHERE),
     }

@@ -36,6 +36,7 @@ class ModelConfig:
     g_down_num: int = 2  # G's stride-2 stages down and up (the paper: 2; 3 puts its blocks at 16x16 for 128 px)
     d_src_depth: int = 0  # D's layers before its real/fake map (0: all, the paper's 2x2 map at 128 px)
     d_scales: int = 1  # real/fake judges: 1 (the paper) or 2 (another at half resolution, pix2pixHD)
+    d_src_trunk: str = "shared"  # the real/fake map's layers: shared with the classifier (the paper) | own
 
     @property
     def g_label_dim(self) -> int:
@@ -90,6 +91,7 @@ class TrainConfig:
     g_down_num: int = 2  # G's stride-2 stages down and up (the paper: 2)
     d_src_depth: int = 0  # D's layers before its real/fake map (0: all, the paper)
     d_scales: int = 1  # real/fake judges: 1 (the paper) or 2 (another at half resolution)
+    d_src_trunk: str = "shared"  # the real/fake map's layers: shared with the classifier (the paper) | own
     # losses
     adv_loss: str = "wgan-gp"  # wgan-gp (the paper) | log (non-saturating; with r1_gamma, StarGAN v2's)
     lambda_cls: float = 1.0

@@ -7,6 +7,8 @@ InstanceNorm is per-image in training and inference (decision 2): no running sta
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -33,6 +35,7 @@ G_HEADS = ("image", "residual", "attention")
 G_UPSAMPLES = ("deconv", "resize")
 G_CONDITIONS = ("target", "difference")
 G_RESIDUAL_INITS = ("zero", "random")
+D_SRC_TRUNKS = ("shared", "own")
 
 
 class ResizeConv(nn.Module):
@@ -152,6 +155,12 @@ class Discriminator(nn.Module):
     cheek passes; read after 4 layers it is 8x8, each cell seeing a patch of the face (46 px receptive field).
     The class head always reads the last layer.
 
+    ``src_trunk``: "shared" (the paper) reads the real/fake map off the classifier's layers; "own" gives the
+    real/fake map its own stride-2 layers (``src_main.*``, the same shapes). Shared, the classification loss (a
+    sum over 40 attributes) sets those layers: its gradient on them was about 400x the adversarial one, so the
+    map could not tell a face with a painted colour patch from a real one (benchmarks/HISTORY.md, "D's two
+    judges"). The extra layers cost little: D is a small share of a training step.
+
     ``scales``: 2 adds a second real/fake judge that sees the image at half resolution (pix2pixHD's multi-scale
     D, Wang et al., CVPR 2018): the same stride-2 stack to ``src_depth`` layers, its own weights (``coarse.*``),
     so its cells see twice the share of the face. With it the real/fake output is both maps flattened and
@@ -159,7 +168,7 @@ class Discriminator(nn.Module):
     """
 
     def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6,
-                 src_depth: int = 0, scales: int = 1) -> None:
+                 src_depth: int = 0, scales: int = 1, src_trunk: str = "shared") -> None:
         super().__init__()
         final = image_size // 2**repeat_num
         if image_size % 2**repeat_num or final < 1:
@@ -177,6 +186,10 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
             dim *= 2
         self.main = nn.Sequential(*layers)
+        if src_trunk not in D_SRC_TRUNKS:
+            raise ValueError(f"discriminator src_trunk {src_trunk!r}: choose one of {D_SRC_TRUNKS}")
+        # the real/fake judge's own copy of the first src_depth layers (its own weights, the same shapes)
+        self.src_main = copy.deepcopy(self.main[:2 * self.src_depth]) if src_trunk == "own" else None
         self.conv1 = nn.Conv2d(conv_dim * 2 ** (self.src_depth - 1), 1, 3, 1, 1, bias=False)
         self.conv2 = nn.Conv2d(dim, c_dim, final, bias=False)
         if scales not in (1, 2):
@@ -195,9 +208,12 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         split = 2 * self.src_depth  # each stride-2 layer is a (conv, LeakyReLU) pair in main
-        h = self.main[:split](x)
-        src = self.conv1(h)
-        h = self.main[split:](h)
+        if self.src_main is not None:
+            src, h = self.conv1(self.src_main(x)), self.main(x)
+        else:
+            h = self.main[:split](x)
+            src = self.conv1(h)
+            h = self.main[split:](h)
         if self.coarse is not None:
             coarse = self.coarse(nn.functional.avg_pool2d(x, 2))
             src = torch.cat([src.flatten(1), coarse.flatten(1)], 1)
@@ -303,8 +319,14 @@ def load_generator_weights(G: Generator, source: Generator) -> None:
 def load_discriminator_weights(D: Discriminator, source: Discriminator) -> None:
     """Load ``source``'s weights into ``D``, which may read another image size. Only the class head's kernel
     depends on the size (it spans the whole final map): it is resized to the new map and scaled by the ratio of
-    the areas, so a map of constant features still gives the same logits."""
+    the areas, so a map of constant features still gives the same logits. A real/fake judge with its own layers
+    starts as a copy of the source's shared ones where the source has none."""
     state = source.state_dict()
+    if D.src_main is not None and source.src_main is None:
+        state.update({f"src_main.{k}": v for k, v in source.main[:len(D.src_main)].state_dict().items()})
+    elif D.src_main is None and source.src_main is not None:
+        raise ValueError("cannot start a discriminator whose real/fake judge shares the classifier's layers from "
+                         "one whose judge has its own")
     kernel = state["conv2.weight"]
     size = D.conv2.weight.shape[-1]
     if kernel.shape[-1] != size:
@@ -315,7 +337,7 @@ def load_discriminator_weights(D: Discriminator, source: Discriminator) -> None:
 
 def build_discriminator(config: ModelConfig) -> Discriminator:
     return Discriminator(config.image_size, config.d_conv_dim, config.d_label_dim, config.d_repeat_num,
-                         config.d_src_depth, config.d_scales)
+                         config.d_src_depth, config.d_scales, config.d_src_trunk)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -100,7 +100,8 @@ def model_config(cfg: TrainConfig, labels: LabelSpace) -> ModelConfig:
     return ModelConfig(label_space=labels, image_size=cfg.image_size, g_conv_dim=cfg.g_conv_dim,
                        g_repeat_num=cfg.g_repeat_num, d_conv_dim=cfg.d_conv_dim, d_repeat_num=cfg.d_repeat_num,
                        g_head=cfg.g_head, g_upsample=cfg.g_upsample, g_condition=cfg.g_condition,
-                       g_down_num=cfg.g_down_num, d_src_depth=cfg.d_src_depth, d_scales=cfg.d_scales)
+                       g_down_num=cfg.g_down_num, d_src_depth=cfg.d_src_depth, d_scales=cfg.d_scales,
+                       d_src_trunk=cfg.d_src_trunk)
 
 
 TARGET_MODES = ("shuffle", "edit")
@@ -299,15 +300,16 @@ class Trainer:
         loaded = load_weights(source, load_discriminator=True)
         # An image-head G may start an attention-head run, G may gain residual blocks or trade its transposed
         # convolutions for resize-convolutions, the run may train at another image size
-        # (models.load_generator_weights, load_discriminator_weights), and G may read its labels another way (its
-        # first layer's label weights then relearn what they read); nothing else may differ.
+        # (models.load_generator_weights, load_discriminator_weights), G may read its labels another way (its
+        # first layer's label weights then relearn what they read), and D's real/fake judge may get its own layers
+        # (a copy of the shared ones); nothing else may differ.
         grown = replace(loaded.config, g_head=self.model_config.g_head, image_size=self.model_config.image_size,
                         g_repeat_num=self.model_config.g_repeat_num, g_upsample=self.model_config.g_upsample,
-                        g_condition=self.model_config.g_condition)
+                        g_condition=self.model_config.g_condition, d_src_trunk=self.model_config.d_src_trunk)
         if grown != self.model_config:
             raise ValueError(f"--init-from {source}: its model ({loaded.config}) differs from this run's "
                              f"({self.model_config}) in more than the head, image size, upsampling, conditioning "
-                             "and number of G's residual blocks; use the same widths and labels")
+                             "number of G's residual blocks and D's real/fake layers; use the same widths and labels")
         if loaded.discriminator is None:
             raise ValueError(f"--init-from {source}: the folder has no discriminator.safetensors; fine-tuning "
                              "needs a trained D as well as G")

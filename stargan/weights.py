@@ -270,7 +270,8 @@ def _check_state_dict(tensors: Mapping[str, torch.Tensor], expected: Mapping[str
     arch = (f"g_conv_dim={config.g_conv_dim}, g_repeat_num={config.g_repeat_num}, g_down_num={config.g_down_num}, "
             f"G label length {config.g_label_dim}" if name == "G" else
             f"image_size={config.image_size}, d_conv_dim={config.d_conv_dim}, d_repeat_num={config.d_repeat_num}, "
-            f"d_src_depth={config.d_src_depth}, d_scales={config.d_scales}, {config.d_label_dim} class outputs")
+            f"d_src_depth={config.d_src_depth}, d_scales={config.d_scales}, d_src_trunk={config.d_src_trunk}, "
+            f"{config.d_label_dim} class outputs")
     fix = ("the weights and config.json do not belong to the same model: re-export the folder with "
            "stargan.weights.save_weights, or restore the matching config.json")
     missing = [k for k in expected if k not in tensors]
@@ -340,6 +341,7 @@ def model_card(config: ModelConfig, provenance: Mapping[str, Any] | None = None,
               f"| D | conv_dim {config.d_conv_dim}, {config.d_repeat_num} layers, real/fake map "
               f"{config.image_size // 2 ** (config.d_src_depth or config.d_repeat_num)} x "
               f"{config.image_size // 2 ** (config.d_src_depth or config.d_repeat_num)}"
+              + (" on its own layers" if config.d_src_trunk == "own" else "")
               + (" and another at half resolution" if config.d_scales == 2 else "")
               + (f", {d_params:,} parameters" if d_params is not None else ", not included") + " |",
               f"| G label length | {config.g_label_dim}" + (" (with the mask vector)" if space.has_mask else "") + " |",

@@ -106,6 +106,41 @@ def test_a_second_real_fake_judge_at_half_resolution():
         Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=6, scales=3)
 
 
+def test_a_real_fake_judge_on_its_own_layers_starts_as_the_shared_one_and_learns_apart():
+    from stargan.models import load_discriminator_weights
+
+    shared = Discriminator(image_size=64, conv_dim=4, c_dim=5, repeat_num=5, src_depth=3)
+    own = Discriminator(image_size=64, conv_dim=4, c_dim=5, repeat_num=5, src_depth=3, src_trunk="own")
+    load_discriminator_weights(own, shared)
+    x = torch.randn(2, 3, 64, 64)
+    for a, b in zip(shared(x), own(x)):
+        assert torch.allclose(a, b, atol=1e-6)  # a copy of the shared layers: the same outputs at the start
+    src, cls = own(x)
+    cls.sum().backward()  # the classification loss no longer reaches the real/fake judge's layers
+    assert all(p.grad is None for p in own.src_main.parameters()) and own.main[0].weight.grad is not None
+    own.zero_grad()
+    own(x)[0].sum().backward()
+    assert own.main[0].weight.grad is None and own.src_main[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="its own"):
+        load_discriminator_weights(shared, own)
+    with pytest.raises(ValueError, match="src_trunk"):
+        Discriminator(image_size=64, conv_dim=4, c_dim=5, repeat_num=5, src_trunk="separate")
+
+
+def test_a_weights_folder_keeps_the_judge_on_its_own_layers(tmp_path):
+    from stargan.weights import load_weights, save_weights
+
+    config = ModelConfig(image_size=64, g_conv_dim=4, g_repeat_num=1, d_conv_dim=4, d_repeat_num=5, d_src_depth=3,
+                         d_src_trunk="own")
+    D = build_discriminator(config)
+    save_weights(tmp_path / "w", build_generator(config), config, discriminator=D)
+    loaded = load_weights(tmp_path / "w")
+    assert loaded.config.d_src_trunk == "own"
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.allclose(loaded.discriminator(x)[0], D(x)[0], atol=1e-6)
+    assert "on its own layers" in (tmp_path / "w" / "README.md").read_text()
+
+
 def test_eval_mode_equals_train_mode():
     G = Generator(conv_dim=8, c_dim=5, repeat_num=2)
     x, c = torch.randn(3, 3, 64, 64), torch.rand(3, 5)
