@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""What pulls on G: each term of G's loss alone, its gradient at G's output and on G's first and last layers.
+"""What pulls on G, and on D: each term of G's loss alone, its gradient at G's output and on G's first and last
+layers; then each term of D's loss alone and its gradient on the first layer of D's real/fake judge and of its
+classifier.
 
     python benchmarks/g_forces.py WEIGHTS_FOLDER [--faces 16] [--lambda-cls X] [--lambda-rec X]
 
@@ -8,7 +10,9 @@ a random edit of the face's own), G and D from the folder in fp32, the terms wei
 options unless given. For each term (adversarial, classification, cycle reconstruction) it prints the loss, the
 RMS of its gradient per pixel of G's output, and the norm of its gradient on G's last and first convolutions. A term whose
 gradient on the last layer is smaller than another's cannot move it against that one; a first layer with no
-gradient means nothing before the last layer learns.
+gradient means nothing before the last layer learns. On D: where the judge shares its first layers with the
+classifier (the paper's D), a classification gradient far above the adversarial one means those layers learn to
+classify, and the judge's real/fake map sees only what classifying needs.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ def forces(folder: str, faces: int = 16, lambda_cls: float | None = None, lambda
     x, values = test.images, test.values
     gen = torch.Generator().manual_seed(seed)
     if trained.get("target_mode") == "edit":  # the run's own kind of target
-        targets = space.random_edits(values, binary, gen, trained.get("max_edits", 3))
+        targets = space.random_edits(values, binary, gen, trained.get("max_edits", 3), trained.get("edit_focus", ()),
+                                     trained.get("edit_focus_share", 0.0))
     else:
         targets = values[torch.randperm(len(values), generator=gen)]
     c_org, c_trg = space.g_label(values, binary), space.g_label(targets, binary)
@@ -67,13 +72,49 @@ def forces(folder: str, faces: int = 16, lambda_cls: float | None = None, lambda
                      "output_rms": float(fake.grad.pow(2).mean().sqrt()),
                      "last_layer": float(last.grad.norm()), "first_layer": float(first.grad.norm())})
     with torch.no_grad():
-        change = float((G(x, c_trg, source=c_org) - x).abs().mean())
+        fake = G(x, c_trg, source=c_org)
     print(f"{folder}: {len(x)} faces, lambda_cls {lambda_cls:g}, lambda_rec {lambda_rec:g}; "
-          f"mean |G(x, c_trg) - x| {change:.2e}")
-    print(f"{'term':<5} {'loss':>9} {'grad/pixel':>11} {'last layer':>11} {'first layer':>12}")
+          f"mean |G(x, c_trg) - x| {float((fake - x).abs().mean()):.2e}")
+    print(f"{'G term':<7} {'loss':>9} {'grad/pixel':>11} {'last layer':>11} {'first layer':>12}")
     for r in rows:
-        print(f"{r['term']:<5} {r['loss']:>9.4f} {r['output_rms']:>11.2e} {r['last_layer']:>11.2e} "
+        print(f"{r['term']:<7} {r['loss']:>9.4f} {r['output_rms']:>11.2e} {r['last_layer']:>11.2e} "
               f"{r['first_layer']:>12.2e}")
+    d_rows = d_forces(D, x, fake, values, space, binary, lambda_cls, adv, trained.get("lambda_gp", 10.0))
+    return rows + d_rows
+
+
+def d_forces(D: torch.nn.Module, x: torch.Tensor, fake: torch.Tensor, values: torch.Tensor, space, dataset: str,
+             lambda_cls: float, adv: str, lambda_gp: float) -> list[dict]:
+    """Each term of D's loss alone (real faces, G's edits of them): its gradient on the first layer of the
+    real/fake judge and of the classifier (the same layer where they share it), and the judge's mean margin."""
+    from stargan.losses import adversarial_d, classification, gradient_penalty, interpolate
+
+    D = D.train().requires_grad_(True)
+    judge_first = (D.src_main if D.src_main is not None else D.main)[0].weight
+    class_first = D.main[0].weight
+    rows = []
+    for term in ("adv", "gp", "cls"):
+        D.zero_grad(set_to_none=True)
+        if term == "adv":
+            loss = adversarial_d(D(x)[0], D(fake)[0], adv)
+        elif term == "gp":
+            between = interpolate(x, fake)
+            loss = lambda_gp * gradient_penalty(D(between)[0], between) if adv == "wgan-gp" else None
+        else:
+            loss = lambda_cls * classification(D(x)[1], values, space, dataset)
+        if loss is None:
+            continue
+        loss.backward()
+        norm = lambda w: float(w.grad.norm()) if w.grad is not None else 0.0  # noqa: E731
+        rows.append({"term": f"D {term}", "loss": float(loss.detach()), "judge_first": norm(judge_first),
+                     "classifier_first": norm(class_first)})
+    with torch.no_grad():
+        margin = float(D(x)[0].mean() - D(fake)[0].mean())
+    shared = "shares the classifier's layers" if D.src_main is None else "has its own layers"
+    print(f"D's real/fake judge {shared}; its mean margin real - edited {margin:+.4f}")
+    print(f"{'D term':<7} {'loss':>9} {'judge 1st':>11} {'class 1st':>11}")
+    for r in rows:
+        print(f"{r['term']:<7} {r['loss']:>9.4f} {r['judge_first']:>11.2e} {r['classifier_first']:>11.2e}")
     return rows
 
 
