@@ -157,9 +157,9 @@ class Discriminator(nn.Module):
 
     ``src_trunk``: "shared" (the paper) reads the real/fake map off the classifier's layers; "own" gives the
     real/fake map its own stride-2 layers (``src_main.*``, the same shapes). Shared, the classification loss (a
-    sum over 40 attributes) sets those layers: its gradient on them was about 400x the adversarial one, so the
-    map could not tell a face with a painted colour patch from a real one (benchmarks/HISTORY.md, "D's two
-    judges"). The extra layers cost little: D is a small share of a training step.
+    sum over 40 attributes) sets those layers: on the 128 px line its gradient on the first was 250-500x the
+    adversarial one, and the map barely told a face with a painted colour patch from a real one
+    (benchmarks/HISTORY.md, "D's two judges"). A line128 step with them took about 1.15x as long.
 
     ``scales``: 2 adds a second real/fake judge that sees the image at half resolution (pix2pixHD's multi-scale
     D, Wang et al., CVPR 2018): the same stride-2 stack to ``src_depth`` layers, its own weights (``coarse.*``),
