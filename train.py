@@ -81,6 +81,9 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
     "r1_gamma": ("recipe", "R1 penalty weight gamma on real images, for --adv-loss log (StarGAN v2: 1); 0 = off"),
     "gp_every": ("recipe", "apply the penalty (GP or R1) every k-th D step, scaled by k (lazy regularisation); "
                            "1 = every step"),
+    "penalty_of": ("recipe", "what the penalty (GP or R1) differentiates: map (the sum of D's real/fake cells, the "
+                             "original code) or image (each image's mean cell, the adversarial loss's own scale; "
+                             "with an 8x8 map, map holds the critic's slope to 1/64 of that)"),
     "lambda_mask": ("recipe", "attention head: weight of the mask's mean, which keeps the change local"),
     "lambda_mask_tv": ("recipe", "attention head: weight of the mask's total variation, which keeps it smooth"),
     "target_mode": ("recipe", "training targets: shuffle (another face's labels, the paper: ~8 attributes change "
@@ -158,7 +161,7 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     from stargan.augment import POLICIES
     from stargan.config import TrainConfig
-    from stargan.losses import ADV_LOSSES, COLOUR_NOISE_WHERE
+    from stargan.losses import ADV_LOSSES, COLOUR_NOISE_WHERE, PENALTY_OF
     from stargan.models import D_SRC_TRUNKS, G_CONDITIONS, G_HEADS, G_RESIDUAL_INITS, G_UPSAMPLES
     from stargan.recipes import RECIPES, describe
     from stargan.trainer import TARGET_MODES
@@ -176,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "g_head": dict(choices=G_HEADS), "g_upsample": dict(choices=G_UPSAMPLES),
         "g_residual_init": dict(choices=G_RESIDUAL_INITS),
         "g_condition": dict(choices=G_CONDITIONS), "d_src_trunk": dict(choices=D_SRC_TRUNKS),
-        "adv_loss": dict(choices=ADV_LOSSES),
+        "adv_loss": dict(choices=ADV_LOSSES), "penalty_of": dict(choices=PENALTY_OF),
         "target_mode": dict(choices=TARGET_MODES), "precision": dict(choices=("fp32", "bf16", "fp16", "auto")),
         "diffaug": dict(metavar="|".join(POLICIES)), "colour_noise_where": dict(choices=COLOUR_NOISE_WHERE),
     }

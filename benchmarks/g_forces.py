@@ -79,27 +79,41 @@ def forces(folder: str, faces: int = 16, lambda_cls: float | None = None, lambda
     for r in rows:
         print(f"{r['term']:<7} {r['loss']:>9.4f} {r['output_rms']:>11.2e} {r['last_layer']:>11.2e} "
               f"{r['first_layer']:>12.2e}")
-    d_rows = d_forces(D, x, fake, values, space, binary, lambda_cls, adv, trained.get("lambda_gp", 10.0))
+    d_rows = d_forces(D, x, fake, values, space, binary, lambda_cls, adv, trained.get("lambda_gp", 10.0),
+                      trained.get("r1_gamma", 0.0), trained.get("penalty_of", "map"))
     return rows + d_rows
 
 
 def d_forces(D: torch.nn.Module, x: torch.Tensor, fake: torch.Tensor, values: torch.Tensor, space, dataset: str,
-             lambda_cls: float, adv: str, lambda_gp: float) -> list[dict]:
+             lambda_cls: float, adv: str, lambda_gp: float, r1_gamma: float = 0.0,
+             penalty_of: str = "map") -> list[dict]:
     """Each term of D's loss alone (real faces, G's edits of them): its gradient on the first layer of the
     real/fake judge and of the classifier (the same layer where they share it), and the judge's mean margin."""
-    from stargan.losses import adversarial_d, classification, gradient_penalty, interpolate
+    from stargan.losses import (
+        adversarial_d,
+        classification,
+        gradient_penalty,
+        interpolate,
+        penalised_critic,
+        r1_penalty,
+    )
 
     D = D.train().requires_grad_(True)
     judge_first = (D.src_main if D.src_main is not None else D.main)[0].weight
     class_first = D.main[0].weight
     rows = []
-    for term in ("adv", "gp", "cls"):
+    for term in ("adv", "gp", "r1", "cls"):
         D.zero_grad(set_to_none=True)
         if term == "adv":
             loss = adversarial_d(D(x)[0], D(fake)[0], adv)
         elif term == "gp":
             between = interpolate(x, fake)
-            loss = lambda_gp * gradient_penalty(D(between)[0], between) if adv == "wgan-gp" else None
+            critic = penalised_critic(D(between)[0], penalty_of)
+            loss = lambda_gp * gradient_penalty(critic, between) if adv == "wgan-gp" else None
+        elif term == "r1":
+            real = x.detach().requires_grad_(True)
+            critic = penalised_critic(D(real)[0], penalty_of)
+            loss = 0.5 * r1_gamma * r1_penalty(critic, real) if adv != "wgan-gp" and r1_gamma > 0 else None
         else:
             loss = lambda_cls * classification(D(x)[1], values, space, dataset)
         if loss is None:
@@ -110,8 +124,12 @@ def d_forces(D: torch.nn.Module, x: torch.Tensor, fake: torch.Tensor, values: to
                      "classifier_first": norm(class_first)})
     with torch.no_grad():
         margin = float(D(x)[0].mean() - D(fake)[0].mean())
+    real = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(penalised_critic(D(real)[0], "image").sum(), real)
+    slope = float(grad.flatten(1).norm(dim=1).mean())  # how fast the score the losses average can change
     shared = "shares the classifier's layers" if D.src_main is None else "has its own layers"
-    print(f"D's real/fake judge {shared}; its mean margin real - edited {margin:+.4f}")
+    print(f"D's real/fake judge {shared}; its mean margin real - edited {margin:+.4f}; the slope of each image's "
+          f"mean score on real faces {slope:.4f}")
     print(f"{'D term':<7} {'loss':>9} {'judge 1st':>11} {'class 1st':>11}")
     for r in rows:
         print(f"{r['term']:<7} {r['loss']:>9.4f} {r['judge_first']:>11.2e} {r['classifier_first']:>11.2e}")

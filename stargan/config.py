@@ -100,6 +100,7 @@ class TrainConfig:
     lambda_gp: float = 10.0
     r1_gamma: float = 0.0  # R1 on real images with the log loss (StarGAN v2 uses 1)
     gp_every: int = 1  # apply the regulariser (GP or R1) on every k-th D step, scaled by k; 1 = the paper
+    penalty_of: str = "map"  # what GP/R1 differentiate: the real/fake map's sum (the original) | each image's mean
     lambda_mask: float = 0.0  # attention head: weight of the mask's mean (GANimation)
     lambda_mask_tv: float = 0.0  # attention head: weight of the mask's total variation
     # targets and D's view

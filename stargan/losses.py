@@ -16,6 +16,19 @@ from .colour import chroma_parts
 from .domains import BINARY, LabelSpace
 
 ADV_LOSSES = ("wgan-gp", "log")
+# What D's penalty (GP or R1) differentiates: "map", the sum of the real/fake map's cells (the original code's;
+# with the paper's 2x2 map the per-image critic is held to a slope of 1/4), or "image", each image's mean cell,
+# the quantity the adversarial loss averages: its slope is then held to 1 whatever the map's size, as in
+# WGAN-GP's and R1's papers. An 8x8 map under "map" holds the loss's critic to 1/64 of that slope, and R1 on the
+# sum of 64 cells is thousands of times stronger than on one logit (benchmarks/HISTORY.md).
+PENALTY_OF = ("map", "image")
+
+
+def penalised_critic(src: torch.Tensor, penalty_of: str = "map") -> torch.Tensor:
+    """What D's penalty differentiates (PENALTY_OF), from its real/fake map ``src``."""
+    if penalty_of not in PENALTY_OF:
+        raise ValueError(f"unknown penalty_of {penalty_of!r}; choose one of {PENALTY_OF}")
+    return src if penalty_of == "map" else src.flatten(1).mean(1)
 COLOUR_NOISE_WHERE = ("image", "skin")
 
 
@@ -108,13 +121,15 @@ def d_loss(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor | None, va
            labels: LabelSpace, dataset: str | None = None, adv: str = "wgan-gp", lambda_cls: float = 1.0,
            lambda_gp: float = 10.0, regularise: bool = True, gp_alpha: torch.Tensor | None = None,
            grad_scale: float = 1.0, r1_gamma: float = 0.0,
-           augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+           augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+           penalty_of: str = "map") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_D = -L_adv + lambda_cls * L_cls^r, plus the regulariser when ``regularise``: lambda_gp * L_gp for WGAN-GP,
     or r1_gamma / 2 * R1 for the log loss. Returns the total and the named, detached terms.
 
     ``fake`` None: the classification term alone (D_cls warm-up on real faces). ``augment``: applied to every
     image D sees (DiffAugment). Real, fake and interpolated images go through D in one batch: D has no batch
     statistics, so this equals three calls, costs one, and keeps DDP to a single forward per backward.
+    ``penalty_of``: what the penalty differentiates (PENALTY_OF).
     """
     n = real.size(0)
     use_gp = adv == "wgan-gp" and regularise and fake is not None and lambda_gp > 0
@@ -127,16 +142,17 @@ def d_loss(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor | None, va
         batch.append(x_hat)
     seen = torch.cat(batch)
     src, cls = D(augment(seen) if augment is not None else seen)
+    critic = penalised_critic(src, penalty_of)
     terms = {"cls": classification(cls[:n], values, labels, dataset)}
     total = lambda_cls * terms["cls"]
     if fake is not None:
         terms["adv"] = adversarial_d(src[:n], src[n:2 * n], adv)
         total = total + terms["adv"]
     if use_gp:
-        terms["gp"] = gradient_penalty(src[2 * n:], x_hat, grad_scale)
+        terms["gp"] = gradient_penalty(critic[2 * n:], x_hat, grad_scale)
         total = total + lambda_gp * terms["gp"]
     if use_r1:
-        terms["r1"] = r1_penalty(src[:n], real, grad_scale)
+        terms["r1"] = r1_penalty(critic[:n], real, grad_scale)
         total = total + 0.5 * r1_gamma * terms["r1"]
     return total, {k: v.detach() for k, v in terms.items()}
 

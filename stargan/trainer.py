@@ -35,7 +35,7 @@ from .data import CelebADataset, ExpressionDataset, StepBatchSampler
 from .device import autocast, native_bf16, resolve_device, resolve_precision
 from .domains import BINARY, CATEGORICAL, HAIR_COLOURS, LabelSpace, celeba, expressions
 from .face import CELEBA_HQ_128_TEMPLATE
-from .losses import ADV_LOSSES, COLOUR_NOISE_WHERE, d_loss, g_loss
+from .losses import ADV_LOSSES, COLOUR_NOISE_WHERE, PENALTY_OF, d_loss, g_loss
 from .models import (
     G_CONDITIONS,
     G_HEADS,
@@ -111,6 +111,8 @@ def check_options(cfg: TrainConfig) -> None:
     """Refuse option combinations that would silently do nothing, before any data is read."""
     if cfg.adv_loss not in ADV_LOSSES:
         raise ValueError(f"--adv-loss {cfg.adv_loss!r}: choose one of {ADV_LOSSES}")
+    if cfg.penalty_of not in PENALTY_OF:
+        raise ValueError(f"--penalty-of {cfg.penalty_of!r}: choose one of {PENALTY_OF}")
     if cfg.r1_gamma > 0 and cfg.adv_loss == "wgan-gp":
         raise ValueError("--r1-gamma goes with --adv-loss log; WGAN-GP has its own penalty (--lambda-gp)")
     if (cfg.lambda_mask > 0 or cfg.lambda_mask_tv > 0) and cfg.g_head != "attention":
@@ -398,7 +400,7 @@ class Trainer:
             loss, terms = d_loss(self.D_train, x, fake, values, labels, name, cfg.adv_loss, cfg.lambda_cls,
                                  cfg.lambda_gp * cfg.gp_every, regularise=regularise, gp_alpha=alpha[local],
                                  grad_scale=self.scaler.get_scale() if self.scaler.is_enabled() else 1.0,
-                                 r1_gamma=cfg.r1_gamma * cfg.gp_every, augment=d_view)
+                                 r1_gamma=cfg.r1_gamma * cfg.gp_every, augment=d_view, penalty_of=cfg.penalty_of)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt_d)

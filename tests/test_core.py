@@ -301,6 +301,32 @@ def test_both_adversarial_losses_compute():
         d_loss(D, x, x, v, labels, adv="hinge")
 
 
+def test_the_penalty_of_each_image_mean_is_the_map_sums_over_the_cell_count_squared():
+    """A D whose 8x8 real/fake map repeats one linear score: the map's sum has 64 times the score's input gradient,
+    so its penalties are 64^2 times those of each image's mean cell (which is the score itself)."""
+    labels = LabelSpace((celeba(["Male"]),))
+    w = torch.randn(1, 3, 16, 16) * 0.01
+
+    class RepeatedScore(nn.Module):
+        def forward(self, x):
+            score = (x * w).sum((1, 2, 3))
+            return score.view(-1, 1, 1, 1).expand(-1, 1, 8, 8), torch.zeros(x.size(0), 1)
+
+    x, fake, v = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16), torch.ones(2, 1)
+    slope = float(w.norm())
+    for adv, term, of_image in (("wgan-gp", "gp", (slope - 1) ** 2), ("log", "r1", slope ** 2)):
+        extra = {"r1_gamma": 1.0} if adv == "log" else {}
+        _, image = d_loss(RepeatedScore(), x, fake, v, labels, adv=adv, penalty_of="image", **extra)
+        _, default = d_loss(RepeatedScore(), x, fake, v, labels, adv=adv, **extra)
+        _, summed = d_loss(RepeatedScore(), x, fake, v, labels, adv=adv, penalty_of="map", **extra)
+        assert float(image[term]) == pytest.approx(of_image, rel=1e-4)
+        of_map = (64 * slope - 1) ** 2 if term == "gp" else (64 * slope) ** 2
+        assert float(summed[term]) == pytest.approx(of_map, rel=1e-4)
+        assert float(default[term]) == float(summed[term])  # the original code's penalty stays the default
+    with pytest.raises(ValueError, match="penalty_of"):
+        d_loss(RepeatedScore(), x, fake, v, labels, penalty_of="cells")
+
+
 def test_the_losses_learn_a_two_domain_translation():
     """Domain = colour: red images (label 0) and blue images (label 1). After a few hundred steps at tiny
     width, G must turn a held-out red image blue when asked, and keep it red when asked for red."""

@@ -252,7 +252,7 @@ def test_option_combinations_that_would_do_nothing_are_refused():
                        ({"edit_focus": ["Male"]}, "edit-focus"),
                        ({"target_mode": "edit", "edit_focus": ["Male"], "edit_focus_share": 1.5}, "share"),
                        ({"target_mode": "edit", "edit_focus": ["Beard"], "edit_focus_share": 0.5}, "trained"),
-                       ({"diffaug": "flip"}, "augmentation")):
+                       ({"penalty_of": "cells"}, "penalty-of"), ({"diffaug": "flip"}, "augmentation")):
         with pytest.raises(ValueError, match=match):
             check_options(TrainConfig(**bad))
     check_options(TrainConfig(**recipe("cpu"), celeba_dir="data"))
