@@ -16,6 +16,7 @@ from .colour import chroma_parts
 from .domains import BINARY, LabelSpace
 
 ADV_LOSSES = ("wgan-gp", "log")
+COLOUR_NOISE_WHERE = ("image", "skin")
 # What D's penalty (GP or R1) differentiates: "map", the sum of the real/fake map's cells (the original code's;
 # with the paper's 2x2 map the per-image critic is held to a slope of 1/4), or "image", each image's mean cell,
 # the quantity the adversarial loss averages: its slope is then held to 1 whatever the map's size, as in
@@ -29,7 +30,6 @@ def penalised_critic(src: torch.Tensor, penalty_of: str = "map") -> torch.Tensor
     if penalty_of not in PENALTY_OF:
         raise ValueError(f"unknown penalty_of {penalty_of!r}; choose one of {PENALTY_OF}")
     return src if penalty_of == "map" else src.flatten(1).mean(1)
-COLOUR_NOISE_WHERE = ("image", "skin")
 
 
 def adversarial_d(real_src: torch.Tensor, fake_src: torch.Tensor, kind: str = "wgan-gp") -> torch.Tensor:
