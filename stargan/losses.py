@@ -142,17 +142,16 @@ def d_loss(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor | None, va
         batch.append(x_hat)
     seen = torch.cat(batch)
     src, cls = D(augment(seen) if augment is not None else seen)
-    critic = penalised_critic(src, penalty_of)
     terms = {"cls": classification(cls[:n], values, labels, dataset)}
     total = lambda_cls * terms["cls"]
     if fake is not None:
         terms["adv"] = adversarial_d(src[:n], src[n:2 * n], adv)
         total = total + terms["adv"]
     if use_gp:
-        terms["gp"] = gradient_penalty(critic[2 * n:], x_hat, grad_scale)
+        terms["gp"] = gradient_penalty(penalised_critic(src[2 * n:], penalty_of), x_hat, grad_scale)
         total = total + lambda_gp * terms["gp"]
     if use_r1:
-        terms["r1"] = r1_penalty(critic[:n], real, grad_scale)
+        terms["r1"] = r1_penalty(penalised_critic(src[:n], penalty_of), real, grad_scale)
         total = total + 0.5 * r1_gamma * terms["r1"]
     return total, {k: v.detach() for k, v in terms.items()}
 
