@@ -320,13 +320,21 @@ def load_discriminator_weights(D: Discriminator, source: Discriminator) -> None:
     """Load ``source``'s weights into ``D``, which may read another image size. Only the class head's kernel
     depends on the size (it spans the whole final map): it is resized to the new map and scaled by the ratio of
     the areas, so a map of constant features still gives the same logits. A real/fake judge with its own layers
-    starts as a copy of the source's shared ones where the source has none."""
+    starts as a copy of the source's shared ones where the source has none, and a half-resolution judge the
+    source lacks starts as a copy of its trained full-resolution one (the same layer shapes), so it begins as a
+    judge of real faces rather than at chance."""
     state = source.state_dict()
     if D.src_main is not None and source.src_main is None:
         state.update({f"src_main.{k}": v for k, v in source.main[:len(D.src_main)].state_dict().items()})
     elif D.src_main is None and source.src_main is not None:
         raise ValueError("cannot start a discriminator whose real/fake judge shares the classifier's layers from "
                          "one whose judge has its own")
+    if D.coarse is not None and source.coarse is None:
+        fine = list((source.src_main if source.src_main is not None else source.main)[:2 * D.src_depth])
+        fine_judge = nn.Sequential(*fine, source.conv1)  # coarse's layout: the stride-2 pairs, then the 3x3 head
+        state.update({f"coarse.{k}": v for k, v in fine_judge.state_dict().items()})
+    elif D.coarse is None and source.coarse is not None:
+        state = {k: v for k, v in state.items() if not k.startswith("coarse.")}  # one scale kept: the fine judge
     kernel = state["conv2.weight"]
     size = D.conv2.weight.shape[-1]
     if kernel.shape[-1] != size:

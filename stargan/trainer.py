@@ -32,7 +32,7 @@ from . import regions
 from .augment import augment, parse_policy
 from .config import ModelConfig, TrainConfig
 from .data import CelebADataset, ExpressionDataset, StepBatchSampler
-from .device import autocast, native_bf16, resolve_device, resolve_precision
+from .device import autocast, cpu_bf16_speedup, native_bf16, resolve_device, resolve_precision
 from .domains import BINARY, CATEGORICAL, HAIR_COLOURS, LabelSpace, celeba, expressions
 from .face import CELEBA_HQ_128_TEMPLATE
 from .losses import ADV_LOSSES, COLOUR_NOISE_WHERE, PENALTY_OF, d_loss, g_loss
@@ -187,6 +187,9 @@ class Trainer:
                 self.device = torch.device("cuda", self.dist.local_rank)
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.precision = resolve_precision(cfg.precision, self.device)
+        if cfg.precision == "auto" and self.device.type == "cpu" and native_bf16(self.device):
+            log.info("precision auto: %s (bf16 ran a convolution %.2fx as fast as fp32 on this CPU)", self.precision,
+                     cpu_bf16_speedup())
         if self.precision == "bf16" and not native_bf16(self.device):
             log.warning("bf16 on this %s is emulated and much slower than fp32 (16x per iteration measured on an AVX2 "
                         "CPU); use --precision auto or fp32", self.device.type)
@@ -304,14 +307,16 @@ class Trainer:
         # convolutions for resize-convolutions, the run may train at another image size
         # (models.load_generator_weights, load_discriminator_weights), G may read its labels another way (its
         # first layer's label weights then relearn what they read), and D's real/fake judge may get its own layers
-        # (a copy of the shared ones); nothing else may differ.
+        # (a copy of the shared ones) or a half-resolution judge (a copy of the trained one); nothing else may differ.
         grown = replace(loaded.config, g_head=self.model_config.g_head, image_size=self.model_config.image_size,
                         g_repeat_num=self.model_config.g_repeat_num, g_upsample=self.model_config.g_upsample,
-                        g_condition=self.model_config.g_condition, d_src_trunk=self.model_config.d_src_trunk)
+                        g_condition=self.model_config.g_condition, d_src_trunk=self.model_config.d_src_trunk,
+                        d_scales=self.model_config.d_scales)
         if grown != self.model_config:
             raise ValueError(f"--init-from {source}: its model ({loaded.config}) differs from this run's "
-                             f"({self.model_config}) in more than the head, image size, upsampling, conditioning "
-                             "number of G's residual blocks and D's real/fake layers; use the same widths and labels")
+                             f"({self.model_config}) in more than the head, image size, upsampling, conditioning, "
+                             "number of G's residual blocks and D's real/fake layers or scales; use the same widths "
+                             "and labels")
         if loaded.discriminator is None:
             raise ValueError(f"--init-from {source}: the folder has no discriminator.safetensors; fine-tuning "
                              "needs a trained D as well as G")

@@ -106,6 +106,24 @@ def test_a_second_real_fake_judge_at_half_resolution():
         Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=6, scales=3)
 
 
+def test_a_half_resolution_judge_grown_from_one_scale_starts_as_the_trained_judge_on_the_half_size_face():
+    from stargan.models import load_discriminator_weights
+
+    x = torch.randn(2, 3, 128, 128)
+    for trunk in ("own", "shared"):
+        one = Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=5, src_depth=4, src_trunk=trunk)
+        two = Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=5, src_depth=4, scales=2, src_trunk=trunk)
+        load_discriminator_weights(two, one)
+        (src1, cls1), (src2, cls2) = one(x), two(x)
+        judge = one.src_main if trunk == "own" else one.main[:8]
+        half = one.conv1(judge(torch.nn.functional.avg_pool2d(x, 2)))
+        assert torch.allclose(src2[:, :64], src1.flatten(1)) and torch.allclose(cls2, cls1)
+        assert torch.allclose(src2[:, 64:], half.flatten(1), atol=1e-6)
+        back = Discriminator(image_size=128, conv_dim=4, c_dim=5, repeat_num=5, src_depth=4, src_trunk=trunk)
+        load_discriminator_weights(back, two)  # and back to one scale: the full-resolution judge kept
+        assert torch.allclose(back(x)[0], src1)
+
+
 def test_a_real_fake_judge_on_its_own_layers_starts_as_the_shared_one_and_learns_apart():
     from stargan.models import load_discriminator_weights
 
@@ -385,3 +403,13 @@ def test_smooth_reconstruction_has_no_pull_at_zero_and_is_the_l1_far_from_it():
             assert (y.grad * x.numel()).mean().item() == pytest.approx(expected, rel=1e-3)
     far = torch.full_like(x, 1.0)
     assert reconstruction(x, far, 0.01).item() == pytest.approx(1.0 - 0.01, abs=1e-4)
+
+
+def test_auto_precision_on_a_cpu_is_bf16_only_where_this_cpu_runs_it_faster():
+    from stargan.device import cpu_bf16_speedup, native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    speedup = cpu_bf16_speedup()  # a timing: fp32's time over bf16's on one convolution, forward and backward
+    assert 0.01 < speedup < 100
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) and speedup >= 1.1 else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
