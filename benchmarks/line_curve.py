@@ -14,6 +14,7 @@ line per run, and a dashed line at the shipped model's value where the JSON has 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shlex
 import sys
@@ -46,7 +47,6 @@ def score(run: str, folders: list[Path], limit: int, path: Path = CURVE, update_
     from stargan.evaluate import update_card as write_card
     from stargan.weights import read_config
 
-    curve = load_curve(path)
     for folder in folders:
         provenance = read_config(folder / "config.json")[2]
         realism = realism_per_edit(str(folder), limit=limit)
@@ -59,8 +59,11 @@ def score(run: str, folders: list[Path], limit: int, path: Path = CURVE, update_
                  "cpu_hours": round(cpu_hours(provenance), 3), "faces_per_set": realism["faces_per_set"],
                  "edits": {k: {"realism": v["gap_closed"], "low": v["low"], "high": v["high"],
                                "success": v["success"]} for k, v in realism["per_edit"].items()}}
-        curve["points"] = [p for p in curve["points"] if (p["run"], p["step"]) != (run, point["step"])] + [point]
-        path.write_text(json.dumps(curve, indent=1) + "\n")
+        with open(path.with_suffix(".lock"), "w") as lock:  # scores of other folders may finish beside this one
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            curve = load_curve(path)
+            curve["points"] = [p for p in curve["points"] if (p["run"], p["step"]) != (run, point["step"])] + [point]
+            path.write_text(json.dumps(curve, indent=1) + "\n")
         print(f"{run} step {point['step']} ({point['cpu_hours']:.2f} CPU h): " + ", ".join(
             f"{k} {v['realism']:+.2f}/{v['success']:.0%}" for k, v in point["edits"].items()), flush=True)
 

@@ -36,15 +36,16 @@ def cpu_bf16_speedup() -> float:
     """fp32's time over bf16's for one convolution's forward and backward on this CPU, in this process's threads.
     Native bf16 is not always the faster: AMX Xeons gained 2.5x on a training step and a Zen 4 EPYC 1.7x, but a
     Xeon with AVX512-BF16 and no AMX took 1.5x fp32's time (benchmarks/HISTORY.md, "Training speed")."""
-    x = torch.randn(4, 64, 32, 32).to(memory_format=torch.channels_last)
-    conv = torch.nn.Conv2d(64, 64, 3, 1, 1).to(memory_format=torch.channels_last)
     best = {"fp32": float("inf"), "bf16": float("inf")}
-    for name in ("fp32", "bf16") * 3:  # interleaved: fair to both under load; the first of each warms up
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
-            start = time.perf_counter()
-            for _ in range(3):
-                conv(x).float().sum().backward()
-            best[name] = min(best[name], time.perf_counter() - start)
+    with torch.inference_mode(False), torch.enable_grad():  # callers may be evaluating under no_grad
+        x = torch.randn(4, 64, 32, 32).to(memory_format=torch.channels_last)
+        conv = torch.nn.Conv2d(64, 64, 3, 1, 1).to(memory_format=torch.channels_last)
+        for name in ("fp32", "bf16") * 3:  # interleaved: fair to both under load; the first of each warms up
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
+                start = time.perf_counter()
+                for _ in range(3):
+                    conv(x).float().sum().backward()
+                best[name] = min(best[name], time.perf_counter() - start)
     return best["fp32"] / best["bf16"]
 
 
