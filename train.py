@@ -152,6 +152,8 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
     "max_minutes": ("run", "stop cleanly (checkpoint and export) after this many wall-clock minutes of this "
                            "invocation (a resumed run gets them afresh); 0 = no limit"),
     "export_every": ("export", "steps between exports of the weights folder to RUN_DIR/export (0 = at the end)"),
+    "export_every_minutes": ("export", "also export once this many wall-clock minutes passed since the last export "
+                                       "(a commit rhythm on slow machines; 0 = off)"),
     "push_to_hub": ("export", "a Hugging Face Hub repo id to push the final weights folder to"),
     "template": ("export", f"alignment template stored with the weights: {' or '.join(TEMPLATES)} or ten "
                            "comma-separated numbers (x,y of eyes, nose, mouth corners in [0, 1])"),
@@ -238,8 +240,8 @@ def resolve_options(given: dict) -> dict:
 
 # Options that may change when a run is resumed; everything else must stay as the run started.
 RESUMABLE_CHANGES = {"device", "num_workers", "max_minutes", "log_every", "sample_every", "checkpoint_every",
-                     "keep_checkpoints", "export_every", "num_iters", "num_iters_decay", "push_to_hub", "compile",
-                     "precision"}
+                     "keep_checkpoints", "export_every", "export_every_minutes", "num_iters", "num_iters_decay",
+                     "push_to_hub", "compile", "precision"}
 
 
 def main(argv: list[str] | None = None) -> int:

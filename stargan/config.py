@@ -147,6 +147,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     export_every: int = 0  # 0: export the weights folder only at the end
+    export_every_minutes: float = 0.0  # also export once this much wall time passed since the last export; 0 = off
     max_minutes: float = 0.0  # stop (checkpoint, export) after this wall time of this invocation; 0 = no limit
     push_to_hub: str | None = None
     template: list[list[float]] | None = None  # alignment template stored in the exported config.json

@@ -472,6 +472,7 @@ class Trainer:
             log.info("stopping after %g minutes of this invocation (at %s) unless step %d comes first", cfg.max_minutes,
                      time.strftime("%H:%M", time.localtime(leg_start + cfg.max_minutes * 60)), cfg.num_iters)
         cpu_start = time.process_time() - self.cpu_time
+        last_export = leg_start
         stop_reason = "done"
         try:
             while self.step < cfg.num_iters:
@@ -510,8 +511,11 @@ class Trainer:
                     self.save_samples(sample_inputs, self.run_dir / "samples" / f"step_{self.step:08d}.png")
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
-                if main and cfg.export_every and self.step % cfg.export_every == 0:
+                # By steps, and by the clock so that a slow machine still has a fresh folder to commit.
+                if main and ((cfg.export_every and self.step % cfg.export_every == 0) or (
+                        cfg.export_every_minutes and time.time() - last_export >= cfg.export_every_minutes * 60)):
                     self.export(self.run_dir / "export")
+                    last_export = time.time()
                 if cfg.max_minutes and self._all_agree(time.time() - leg_start > cfg.max_minutes * 60):
                     stop_reason = f"time limit of {cfg.max_minutes} minutes"
                     break

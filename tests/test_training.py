@@ -95,6 +95,23 @@ def test_max_minutes_bounds_each_invocation_not_the_whole_run(celeba_dir, tmp_pa
     assert metrics(run_dir)[-1]["time"] > 7200  # the run's own clock still counts every leg
 
 
+def test_export_every_minutes_exports_by_the_clock_between_step_exports(celeba_dir, tmp_path, monkeypatch):
+    from stargan.trainer import Trainer
+    from stargan.weights import load_weights
+
+    exported_at, export = [], Trainer.export
+    monkeypatch.setattr(Trainer, "export", lambda self, folder: exported_at.append(self.step) or export(self, folder))
+    args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY,
+            "--num-iters", "4", "--sample-every", "0", "--export-every", "0"]
+    run([*args, "--run-dir", str(tmp_path / "steps")])
+    assert exported_at == [4]  # only the final export
+    exported_at.clear()
+    # A limit shorter than a step: every step is due, and the end exports once more.
+    run([*args, "--export-every-minutes", "1e-6", "--run-dir", str(tmp_path / "clock")])
+    assert exported_at == [1, 2, 3, 4, 4]
+    assert load_weights(tmp_path / "clock" / "export").provenance["steps"] == 4
+
+
 def test_resume_refuses_to_change_the_run(celeba_dir, tmp_path):
     args = ["--celeba-dir", str(celeba_dir), "--celeba-attrs", ",".join(ATTRS), "--celeba-test-size", "4", *TINY, "--num-iters", "2",
             "--sample-every", "0", "--run-dir", str(tmp_path / "r")]
