@@ -403,3 +403,18 @@ def test_latency_benchmark_speaks_the_pages_protocol(app):
     assert len(values) == len(demo_app.ALL_NAMES)
     after, photo = raw.edit(values)
     assert after and photo  # the edited face and the before | after photo came back
+
+
+def test_latency_benchmark_times_a_g_that_reads_label_differences():
+    """The 128 px line's G reads target minus source labels; the benchmark's bare G timing must feed it both (it
+    once called G with the target alone and failed before timing a single edit)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_latency", ROOT / "benchmarks" / "demo_latency.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    weights = ROOT / "weights" / "stargan-studio-128"
+    assert json.loads((weights / "config.json").read_text())["model"]["g_condition"] == "difference"
+    g = bench.g_numbers(str(weights))
+    assert g["image_size"] == 128
+    assert g["g_folded_gflops"] < g["g_gflops"] and g["g_forward_ms_fp32"] > 0
