@@ -95,7 +95,7 @@ def test_max_minutes_bounds_each_invocation_not_the_whole_run(celeba_dir, tmp_pa
     assert metrics(run_dir)[-1]["time"] > 7200  # the run's own clock still counts every leg
 
 
-def test_export_every_minutes_exports_by_the_clock_between_step_exports(celeba_dir, tmp_path, monkeypatch):
+def test_export_every_minutes_exports_by_the_clock(celeba_dir, tmp_path, monkeypatch):
     from stargan.trainer import Trainer
     from stargan.weights import load_weights
 
