@@ -472,7 +472,7 @@ class Trainer:
             log.info("stopping after %g minutes of this invocation (at %s) unless step %d comes first", cfg.max_minutes,
                      time.strftime("%H:%M", time.localtime(leg_start + cfg.max_minutes * 60)), cfg.num_iters)
         cpu_start = time.process_time() - self.cpu_time
-        last_export = leg_start
+        last_export, exported_step = leg_start, None
         stop_reason = "done"
         try:
             while self.step < cfg.num_iters:
@@ -515,7 +515,7 @@ class Trainer:
                 if main and ((cfg.export_every and self.step % cfg.export_every == 0) or (
                         cfg.export_every_minutes and time.time() - last_export >= cfg.export_every_minutes * 60)):
                     self.export(self.run_dir / "export")
-                    last_export = time.time()
+                    last_export, exported_step = time.time(), self.step
                 if cfg.max_minutes and self._all_agree(time.time() - leg_start > cfg.max_minutes * 60):
                     stop_reason = f"time limit of {cfg.max_minutes} minutes"
                     break
@@ -533,7 +533,9 @@ class Trainer:
         if not main:
             return None
         self.save_samples(sample_inputs, self.run_dir / "samples" / f"step_{self.step:08d}.png")
-        folder = self.export(self.run_dir / "export")
+        folder = self.run_dir / "export"
+        if exported_step != self.step:  # the loop may have just exported this very step
+            self.export(folder)
         if cfg.push_to_hub:
             from .weights import push_to_hub
             url = push_to_hub(folder, cfg.push_to_hub)
